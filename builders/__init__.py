@@ -1,0 +1,1 @@
+"""Everything that talks to Docker and the registry: one module per stage."""

@@ -1,0 +1,42 @@
+"""Stage one: build one platform of one image with the docker CLI (BuildKit lives there)."""
+
+from pathlib import Path
+
+from builders.run import run
+from tasks.manifest import Image
+from tasks.platforms import Platform
+
+
+def build_argv(image: Image, platform: Platform, iidfile: Path) -> list[str]:
+    """The `docker build` command line for one platform, as the seed article writes it.
+
+    ``--pull`` makes every platform resolve its own base image instead of reusing the one
+    the previous platform's build left in the cache.
+    """
+    argv = ["docker", "build"]
+    if image.pull:
+        argv.append("--pull")
+    argv += ["--platform", str(platform), "-f", str(image.dockerfile)]
+    for name, value in image.build_args:
+        argv += ["--build-arg", f"{name}={value}"]
+    if image.target:
+        argv += ["--target", image.target]
+    argv += ["--iidfile", str(iidfile)]
+    for ref in image.platform_refs(platform):
+        argv += ["-t", ref]
+    argv.append(str(image.context))
+    return argv
+
+
+def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
+    return state_dir / "iid" / f"{image.name}-{platform.suffix}"
+
+
+def build(image: Image, platform: Platform, state_dir: Path) -> dict:
+    """Build and tag one platform; return the local image ID for the push stage to check."""
+    iidfile = iidfile_path(state_dir, image, platform)
+    iidfile.parent.mkdir(parents=True, exist_ok=True)
+    iidfile.unlink(missing_ok=True)
+    run(build_argv(image, platform, iidfile), f"build {image.name} for {platform}",
+        prefix=f"[{image.name} {platform}] ")
+    return {"image_id": iidfile.read_text().strip(), "refs": list(image.platform_refs(platform))}

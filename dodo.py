@@ -1,0 +1,32 @@
+"""multiarch: doit tasks generated from multiarch.yaml (`doit list`, `doit build:<image>`)."""
+
+import os
+
+from doit import get_var, loader
+
+from tasks import generate
+from tasks.load import load_or_exit, manifest_path
+
+MANIFEST = load_or_exit(
+    manifest_path(get_var("manifest"), loader.initial_workdir or os.getcwd(),
+                  os.path.dirname(os.path.abspath(__file__)))
+)
+
+DOIT_CONFIG = {
+    "default_tasks": ["build"],
+    "backend": "sqlite3",
+    "dep_file": str(MANIFEST.state_dir / "doit.db"),
+    "par_type": "thread",
+}
+
+
+def task_build():
+    yield from generate.build_tasks(MANIFEST)
+
+
+def task_push():
+    yield from generate.push_tasks(MANIFEST)
+
+
+def task_manifest():
+    yield from generate.manifest_tasks(MANIFEST)

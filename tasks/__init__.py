@@ -1,0 +1,1 @@
+"""Manifest model and doit task generation: multiarch.yaml in, doit task dicts out."""

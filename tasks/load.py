@@ -1,0 +1,38 @@
+"""Find the multiarch.yaml a doit run means, and load it or stop with one line."""
+
+import os
+import sys
+from pathlib import Path
+
+from tasks.errors import ManifestError
+from tasks.manifest import Manifest, load_manifest
+
+DEFAULT_MANIFEST = "multiarch.yaml"
+
+
+def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
+    """The manifest a user means, as they would write it.
+
+    doit changes into the dodo's folder before loading it, so a relative `manifest=`
+    is taken from where doit was invoked. Without one, the invocation folder's
+    multiarch.yaml wins (a monorepo using a shared dodo.py), then the dodo's own.
+    """
+    if given:
+        return given if os.path.isabs(given) else os.path.relpath(
+            os.path.join(invoked_in, given))
+    for folder in (invoked_in, dodo_dir):
+        candidate = os.path.join(folder, DEFAULT_MANIFEST)
+        if os.path.exists(candidate):
+            return os.path.relpath(candidate)
+    return DEFAULT_MANIFEST
+
+
+def load_or_exit(path: str) -> Manifest:
+    """Load the manifest; on a problem print `file: key: message` and exit 2, no traceback."""
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as err:
+        print(f"multiarch: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    Path(manifest.state_dir).mkdir(exist_ok=True)
+    return manifest
