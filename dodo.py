@@ -7,9 +7,10 @@ from doit import get_var, loader
 from tasks import generate
 from tasks.load import load_or_exit, manifest_path
 
+INVOKED_IN = loader.initial_workdir or os.getcwd()
 MANIFEST = load_or_exit(
-    manifest_path(get_var("manifest"), loader.initial_workdir or os.getcwd(),
-                  os.path.dirname(os.path.abspath(__file__)))
+    manifest_path(get_var("manifest"), INVOKED_IN, os.path.dirname(os.path.abspath(__file__))),
+    INVOKED_IN,
 )
 
 DOIT_CONFIG = {

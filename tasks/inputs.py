@@ -20,14 +20,18 @@ def context_digest(context: Path, skip: tuple[Path, ...] = ()) -> str:
     skipped = {path.resolve() for path in skip}
     for root, dirs, files in os.walk(context):
         dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() not in skipped)
-        for name in sorted(files):
+        for name in sorted(dirs + files):
             path = Path(root) / name
             relative = path.relative_to(context).as_posix()
             info = path.lstat()
             if stat.S_ISLNK(info.st_mode):
                 kind, content = "link", os.readlink(path).encode()
-            else:
+            elif stat.S_ISDIR(info.st_mode):
+                kind, content = "dir", b""
+            elif stat.S_ISREG(info.st_mode):
                 kind, content = "file", path.read_bytes()
+            else:
+                continue  # sockets and pipes: Docker does not send them either
             executable = bool(info.st_mode & stat.S_IXUSR)
             digest.update(f"{kind}\0{relative}\0{executable}\0{len(content)}\0".encode())
             digest.update(content)

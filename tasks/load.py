@@ -11,26 +11,31 @@ DEFAULT_MANIFEST = "multiarch.yaml"
 
 
 def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
-    """The manifest a user means, as they would write it.
+    """The absolute path of the manifest a user means.
 
     doit changes into the dodo's folder before loading it, so a relative `manifest=`
     is taken from where doit was invoked. Without one, the invocation folder's
     multiarch.yaml wins (a monorepo using a shared dodo.py), then the dodo's own.
     """
     if given:
-        return given if os.path.isabs(given) else os.path.relpath(
-            os.path.join(invoked_in, given))
+        return os.path.normpath(os.path.join(invoked_in, given))
     for folder in (invoked_in, dodo_dir):
         candidate = os.path.join(folder, DEFAULT_MANIFEST)
         if os.path.exists(candidate):
-            return os.path.relpath(candidate)
-    return DEFAULT_MANIFEST
+            return os.path.normpath(candidate)
+    return os.path.join(invoked_in, DEFAULT_MANIFEST)
 
 
-def load_or_exit(path: str) -> Manifest:
+def shown_path(path: str, invoked_in: str) -> str:
+    """``path`` as the user would write it from where they invoked doit."""
+    relative = os.path.relpath(path, invoked_in)
+    return path if relative.startswith("..") else relative
+
+
+def load_or_exit(path: str, invoked_in: str) -> Manifest:
     """Load the manifest; on a problem print `file: key: message` and exit 2, no traceback."""
     try:
-        manifest = load_manifest(path)
+        manifest = load_manifest(path, shown_path(path, invoked_in))
     except ManifestError as err:
         print(f"multiarch: {err}", file=sys.stderr)
         raise SystemExit(2) from None

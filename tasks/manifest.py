@@ -69,15 +69,22 @@ class Manifest:
         return self.path.parent / ".multiarch"
 
 
-def load_manifest(path: str | os.PathLike) -> Manifest:
-    """Read and validate a multiarch.yaml; every problem is one ManifestError line."""
-    shown = str(path)
+def load_manifest(path: str | os.PathLike, shown: str | None = None) -> Manifest:
+    """Read and validate a multiarch.yaml; every problem is one ManifestError line.
+
+    ``shown`` is how errors name the file (default: ``path`` as given).
+    """
+    shown = shown or str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise ManifestError(shown, "", f"cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(shown, "", f"cannot read: not UTF-8 at byte {err.start}") from None
     try:
         document = yaml.safe_load(text)
+    except RecursionError:
+        raise ManifestError(shown, "", "invalid YAML: nested too deeply") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -92,7 +99,7 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     top = fields.mapping(document, "", TOP_KEYS)
     if "version" not in top:
         raise ManifestError(shown, "version", f"missing; write `version: {MANIFEST_VERSION}`")
-    if top["version"] != MANIFEST_VERSION or isinstance(top["version"], bool):
+    if type(top["version"]) is not int or top["version"] != MANIFEST_VERSION:
         raise ManifestError(
             shown, "version", f"unsupported version {top['version']!r}; allowed: {MANIFEST_VERSION}"
         )
@@ -111,19 +118,17 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
 def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> Image:
     key = f"images.{name}"
     if not _IMAGE_NAME.fullmatch(name):
-        raise ManifestError(
-            fields.file,
-            key,
-            "an image name is letters, digits, '_', '.' and '-', not starting with a symbol",
+        raise fields.fail(
+            key, "an image name is letters, digits, '_', '.' and '-', not starting with a symbol"
         )
     image = fields.mapping(raw, key, IMAGE_KEYS)
 
     context = base / fields.string(image, f"{key}.context", required=True)
-    if not context.is_dir():
-        raise ManifestError(fields.file, f"{key}.context", f"no such directory: {context}")
+    if not _exists(context.is_dir):
+        raise fields.fail(f"{key}.context", f"no such directory: {context}")
     dockerfile = context / fields.string(image, f"{key}.dockerfile", "Dockerfile")
-    if not dockerfile.is_file():
-        raise ManifestError(fields.file, f"{key}.dockerfile", f"no such file: {dockerfile}")
+    if not _exists(dockerfile.is_file):
+        raise fields.fail(f"{key}.dockerfile", f"no such file: {dockerfile}")
 
     repository = fields.call(
         f"{key}.repository",
@@ -146,10 +151,8 @@ def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> 
     )
     for arg, _ in args:
         if not _BUILD_ARG_NAME.fullmatch(arg):
-            raise ManifestError(
-                fields.file,
-                f"{key}.build_args.{arg}",
-                "a build arg name is letters, digits and '_'",
+            raise fields.fail(
+                f"{key}.build_args.{arg}", "a build arg name is letters, digits and '_'"
             )
     target = fields.string(image, f"{key}.target", None)
     if target is not None and not _STAGE_NAME.fullmatch(target):
@@ -189,7 +192,7 @@ def _scalar(fields, key: str, value) -> str:
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise ManifestError(fields.file, key, f"expected a string, got {_kind(value)}")
+    raise fields.fail(key, f"expected a string, got {_kind(value)}")
 
 
 def _kind(value) -> str:
@@ -211,7 +214,7 @@ class _Fields:
         self.file = file
 
     def fail(self, key: str, message: str) -> ManifestError:
-        return ManifestError(self.file, key, message)
+        return ManifestError(self.file, _printable(key), _printable(message))
 
     def mapping(self, value, key: str, allowed: frozenset | None) -> dict:
         if value is None and allowed is None:
@@ -269,6 +272,19 @@ class _Fields:
             return check(value)
         except ValueError as err:
             raise self.fail(key, str(err)) from None
+
+
+def _exists(check: Callable[[], bool]) -> bool:
+    """``Path.is_dir``/``is_file``, False where they raise (a name too long, no access)."""
+    try:
+        return check()
+    except OSError:
+        return False
+
+
+def _printable(text: str) -> str:
+    """Escape line breaks and other unprintables in user text, so an error stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _join(key: str, name: str) -> str:

@@ -1,0 +1,98 @@
+"""Shared test support: the engine check and a workspace that runs the real `doit`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = "localhost:5000"
+DOIT_COMMANDS = {"run", "list", "info", "forget", "clean", "ignore"}
+
+
+def engine_missing() -> str | None:
+    """Why the integration tests cannot run here, or None when everything is up."""
+    if shutil.which("docker") is None:
+        return "no docker CLI on PATH"
+    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                          capture_output=True, text=True)
+    if info.returncode != 0:
+        said = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"no Docker engine answers ({said})"
+    try:
+        urllib.request.urlopen("http://127.0.0.1:5000/v2/", timeout=5).close()
+    except OSError as err:
+        return f"no registry on 127.0.0.1:5000 ({err})"
+    if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
+        return "no QEMU binfmt handler for aarch64"
+    return None
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """Skip without an engine on a laptop; in CI (CI=true) a missing engine is a failure."""
+    reason = engine_missing()
+    if reason:
+        message = f"{reason}: run `scripts/engine up` first"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
+        pytest.skip(message)
+
+
+class Workspace:
+    """A folder with its own multiarch.yaml and contexts, driven by the project's dodo.py."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # A repository of its own per test, so runs never see each other's tags.
+        self.namespace = f"it-{uuid.uuid4().hex[:10]}"
+
+    def context(self, name: str, dockerfile: str) -> Path:
+        folder = self.path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "Dockerfile").write_text(dockerfile)
+        return folder
+
+    def manifest(self, images: dict, platforms: list[str]) -> Path:
+        for image in images.values():
+            image.setdefault("repository", f"{self.namespace}/{image['context']}")
+        document = {"version": 1, "registry": REGISTRY, "platforms": platforms, "images": images}
+        path = self.path / "multiarch.yaml"
+        path.write_text(yaml.safe_dump(document))
+        return path
+
+    def doit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command, rest = (args[0], args[1:]) if args[0] in DOIT_COMMANDS else ("run", args)
+        argv = [sys.executable, "-m", "doit", command, "-f", str(ROOT / "dodo.py"), *rest,
+                f"manifest={self.path / 'multiarch.yaml'}"]
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=self.path,
+                                timeout=600)
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n"
+                        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
+        return result
+
+
+@pytest.fixture
+def workspace(engine, tmp_path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def raw_manifest(ref: str) -> dict | None:
+    """What the registry holds for ``ref``, read by skopeo (not by multiarch); None if absent."""
+    result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                            capture_output=True, text=True)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def docker(*args: str) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+    return result.stdout
