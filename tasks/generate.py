@@ -45,7 +45,9 @@ def build_tasks(manifest: Manifest) -> Iterator[dict]:
                 "name": _platform_task(image, platform),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [build.build, image, platform, manifest.state_dir])],
-                "uptodate": [inputs_unchanged(image, platform, skip)],
+                "uptodate": [inputs_unchanged(image, platform, skip, manifest)],
+                # A base is pulled from the registry (--pull), so its list must be there first.
+                "task_dep": [f"manifest:{base}" for base in image.depends_on],
                 "verbosity": 2,
             }
 

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from tasks.manifest import Image
+from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
 
 
@@ -38,8 +38,14 @@ def context_digest(context: Path, skip: tuple[Path, ...] = ()) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def input_digest(image: Image, platform: Platform, skip: tuple[Path, ...] = ()) -> str:
-    """The digest a per-platform build is cached under: same digest, same image."""
+def input_digest(
+    image: Image, platform: Platform, skip: tuple[Path, ...] = (), manifest: Manifest | None = None
+) -> str:
+    """The digest a per-platform build is cached under: same digest, same image.
+
+    With ``manifest``, the input digests of the images this one is built FROM are part of
+    it, transitively, so a change in a base rebuilds everything above it.
+    """
     inputs = {
         "dockerfile": hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
         "context": context_digest(image.context, skip),
@@ -49,8 +55,20 @@ def input_digest(image: Image, platform: Platform, skip: tuple[Path, ...] = ()) 
         "tags": list(image.platform_tags(platform)),
         "repository": image.repository,
     }
+    if manifest is not None and image.depends_on:
+        inputs["bases"] = {
+            name: _base_digest(manifest.image(name), platform, skip, manifest)
+            for name in image.depends_on
+        }
     encoded = json.dumps(inputs, sort_keys=True).encode()
     return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+def _base_digest(base: Image, platform: Platform, skip, manifest: Manifest) -> str | list[str]:
+    """A base's digest for the platform being built, or for all of its platforms."""
+    if platform in base.platforms:
+        return input_digest(base, platform, skip, manifest)
+    return [input_digest(base, other, skip, manifest) for other in base.platforms]
 
 
 class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
@@ -61,14 +79,21 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
     build then reports the real problem.
     """
 
-    def __init__(self, image: Image, platform: Platform, skip: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        image: Image,
+        platform: Platform,
+        skip: tuple[Path, ...] = (),
+        manifest: Manifest | None = None,
+    ):
         self.image = image
         self.platform = platform
         self.skip = skip
+        self.manifest = manifest
 
     def __call__(self, task, values) -> bool:
         try:
-            digest = input_digest(self.image, self.platform, self.skip)
+            digest = input_digest(self.image, self.platform, self.skip, self.manifest)
         except OSError:
             return False
         task.value_savers.append(lambda: {"input_digest": digest})

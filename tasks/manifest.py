@@ -4,13 +4,14 @@ import difflib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tasks.errors import ManifestError
+from tasks.graph import find_cycle, referenced_images, split_tag
 from tasks.platforms import Platform, parse_platforms
 from tasks.reference import repository_name, validate_registry, validate_tag
 
@@ -37,6 +38,7 @@ class Image:
     build_args: tuple[tuple[str, str], ...] = ()
     target: str | None = None
     pull: bool = True
+    depends_on: tuple[str, ...] = ()  # images of the manifest this one is built FROM
 
     def platform_tags(self, platform: Platform) -> tuple[str, ...]:
         """The seed's per-platform tags: ``v1`` becomes ``v1-arm64``, ``v1-armv7``."""
@@ -112,7 +114,46 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
         _parse_image(fields, str(name), raw, path.parent, registry, platforms)
         for name, raw in images_raw.items()
     )
+    images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
     return Manifest(path=path, registry=registry, platforms=platforms, images=images)
+
+
+def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
+    """Fill ``depends_on``: the images each Dockerfile names, plus the explicit list.
+
+    A reference counts when its repository is an image's and its tag one of that image's
+    tags or per-platform tags; anything else is an outside base image.
+    """
+    by_ref = {}
+    for image in images:
+        for platform in image.platforms:
+            for tag in (*image.tags, *image.platform_tags(platform)):
+                by_ref[(image.repository, tag)] = image.name
+    names = [image.name for image in images]
+    linked = []
+    for image in images:
+        key = f"images.{image.name}.depends_on"
+        explicit = fields.string_list(raw[image.name], key, [])
+        for index, name in enumerate(explicit):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise fields.fail(f"{key}[{index}]", f"no image {name!r} in this manifest{hint}")
+        try:
+            text = image.dockerfile.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
+        inferred = [
+            by_ref[split_tag(ref)]
+            for ref in referenced_images(text, dict(image.build_args))
+            if split_tag(ref) in by_ref
+        ]
+        depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
+        linked.append(replace(image, depends_on=depends_on))
+    cycle = find_cycle({image.name: image.depends_on for image in linked})
+    if cycle:
+        raise fields.fail("images", f"dependency cycle: {' -> '.join(cycle)}")
+    return tuple(linked)
 
 
 def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> Image:
@@ -301,5 +342,8 @@ def _unknown_key(name: str, allowed: frozenset) -> str:
 
 TOP_KEYS = frozenset({"version", "registry", "platforms", "images"})
 IMAGE_KEYS = frozenset(
-    {"context", "dockerfile", "repository", "tags", "platforms", "build_args", "target", "pull"}
+    {
+        "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",
+        "pull", "depends_on",
+    }
 )

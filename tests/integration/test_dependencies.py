@@ -1,0 +1,50 @@
+"""An image built FROM another image of the manifest: order, and what a change rebuilds."""
+
+from tests.conftest import docker
+
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+
+def ran(result) -> set[str]:
+    return {line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+def chain(workspace):
+    base = f"localhost:5000/{workspace.namespace}/base"
+    workspace.context("base", "FROM busybox:1.35\nCOPY base.txt /base.txt\n")
+    (workspace.path / "base" / "base.txt").write_text("base one\n")
+    workspace.context("app", "ARG BASE_TAG=v1\nFROM " + base + ":${BASE_TAG}\n"
+                      "COPY app.txt /app.txt\nCMD [\"cat\", \"/base.txt\", \"/app.txt\"]\n")
+    (workspace.path / "app" / "app.txt").write_text("app one\n")
+    workspace.manifest({"base": {"context": "base", "tags": ["v1"]},
+                        "app": {"context": "app", "tags": ["v1"]}}, PLATFORMS)
+    return f"localhost:5000/{workspace.namespace}/app:v1"
+
+
+def test_base_is_published_before_the_image_built_from_it(workspace):
+    app = chain(workspace)
+
+    workspace.doit("-n", "4", "build")
+
+    for platform in PLATFORMS:
+        said = docker("run", "--rm", "--pull", "always", "--platform", platform, app)
+        assert said == "base one\napp one\n"
+
+
+def test_a_base_change_rebuilds_everything_above_it_and_an_app_change_only_the_app(workspace):
+    app = chain(workspace)
+    workspace.doit("build")
+
+    (workspace.path / "base" / "base.txt").write_text("base two\n")
+    after_base = workspace.doit("build")
+    builds = {name for name in ran(after_base) if name.startswith("build:")}
+    assert builds == {f"build:{image}:{platform}" for image in ("base", "app")
+                      for platform in PLATFORMS}
+    assert docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64",
+                  app) == "base two\napp one\n"
+
+    (workspace.path / "app" / "app.txt").write_text("app two\n")
+    after_app = workspace.doit("build")
+    assert {name for name in ran(after_app) if name.startswith("build:")} == {
+        f"build:app:{platform}" for platform in PLATFORMS}
+    assert not any(name.endswith("base") or ":base:" in name for name in ran(after_app))
