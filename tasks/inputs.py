@@ -2,40 +2,27 @@
 
 import hashlib
 import json
-import os
-import stat
+import threading
 from pathlib import Path
 
+from tasks.context import StatCache, context_digest
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
 
+_caches: dict[Path, StatCache] = {}
+_caches_lock = threading.Lock()
 
-def context_digest(context: Path, skip: tuple[Path, ...] = ()) -> str:
-    """Hash every file of a build context: relative path, executable bit and content.
 
-    mtimes are left out on purpose, so ``touch`` rebuilds nothing. ``skip`` holds folders
-    inside the context that are ours (the state folder) and would change on every run.
-    """
-    digest = hashlib.sha256()
-    skipped = {path.resolve() for path in skip}
-    for root, dirs, files in os.walk(context):
-        dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() not in skipped)
-        for name in sorted(dirs + files):
-            path = Path(root) / name
-            relative = path.relative_to(context).as_posix()
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                kind, content = "link", os.readlink(path).encode()
-            elif stat.S_ISDIR(info.st_mode):
-                kind, content = "dir", b""
-            elif stat.S_ISREG(info.st_mode):
-                kind, content = "file", path.read_bytes()
-            else:
-                continue  # sockets and pipes: Docker does not send them either
-            executable = bool(info.st_mode & stat.S_IXUSR)
-            digest.update(f"{kind}\0{relative}\0{executable}\0{len(content)}\0".encode())
-            digest.update(content)
-    return "sha256:" + digest.hexdigest()
+def stat_cache(state_dir: Path | None, image: Image) -> StatCache:
+    """One stat cache per image and process, kept in the state folder between runs."""
+    if state_dir is None:
+        return StatCache(None)
+    path = state_dir / "stat" / f"{image.name}.json"
+    with _caches_lock:
+        if path not in _caches:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _caches[path] = StatCache(path)
+        return _caches[path]
 
 
 def input_digest(
@@ -43,18 +30,22 @@ def input_digest(
 ) -> str:
     """The digest a per-platform build is cached under: same digest, same image.
 
-    With ``manifest``, the input digests of the images this one is built FROM are part of
-    it, transitively, so a change in a base rebuilds everything above it.
+    The context part is what the build sends, as `.dockerignore` decides. With ``manifest``,
+    the input digests of the images this one is built FROM are part of it, transitively, so a
+    change in a base rebuilds everything above it; the manifest's state folder also holds the
+    stat caches that spare reading unchanged files.
     """
+    cache = stat_cache(manifest.state_dir if manifest else None, image)
     inputs = {
         "dockerfile": hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
-        "context": context_digest(image.context, skip),
+        "context": context_digest(image.context, image.dockerfile, cache, skip),
         "build_args": list(image.build_args),
         "target": image.target,
         "platform": str(platform),
         "tags": list(image.platform_tags(platform)),
         "repository": image.repository,
     }
+    cache.save()
     if manifest is not None and image.depends_on:
         inputs["bases"] = {
             name: _base_digest(manifest.image(name), platform, skip, manifest)

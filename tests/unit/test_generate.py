@@ -19,7 +19,8 @@ from doit.loader import load_tasks
 from builders import build, manifest_list, push
 from builders.errors import DockerError
 from tasks import generate
-from tasks.inputs import context_digest, input_digest, inputs_unchanged
+from tasks.context import context_digest
+from tasks.inputs import input_digest, inputs_unchanged
 from tasks.load import manifest_path
 from tasks.manifest import Image, Manifest
 from tasks.platforms import parse_platform
@@ -414,15 +415,15 @@ def context(tmp_path) -> Path:
 )
 def test_context_digest(context, edit, changed):
     skip = (context / ".multiarch",)
-    before = context_digest(context, skip)
+    before = context_digest(context, context / "Dockerfile", skip=skip)
     edit(context)
-    assert (context_digest(context, skip) != before) is changed
+    assert (context_digest(context, context / "Dockerfile", skip=skip) != before) is changed
 
 
 def test_context_digest_hashes_the_state_folder_unless_skipped(context):
-    before = context_digest(context)
+    before = context_digest(context, context / "Dockerfile")
     write_state(context)
-    assert context_digest(context) != before
+    assert context_digest(context, context / "Dockerfile") != before
 
 
 @pytest.mark.parametrize(
