@@ -3,7 +3,6 @@
 import difflib
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 import yaml
 
 from tasks.errors import ManifestError
+from tasks.fields import Fields, exists, kind_of
 from tasks.graph import find_cycle, referenced_images, split_tag
-from tasks.platforms import Platform, parse_platforms
+from tasks.platforms import Platform
 from tasks.reference import repository_name, validate_registry, validate_tag
 
 MANIFEST_VERSION = 1
@@ -97,7 +97,7 @@ def load_manifest(path: str | os.PathLike, shown: str | None = None) -> Manifest
 
 def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     """Turn the parsed YAML document into a Manifest (``shown`` names it in errors)."""
-    fields = _Fields(shown)
+    fields = Fields(shown)
     top = fields.mapping(document, "", TOP_KEYS)
     if "version" not in top:
         raise ManifestError(shown, "version", f"missing; write `version: {MANIFEST_VERSION}`")
@@ -165,10 +165,10 @@ def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> 
     image = fields.mapping(raw, key, IMAGE_KEYS)
 
     context = base / fields.string(image, f"{key}.context", required=True)
-    if not _exists(context.is_dir):
+    if not exists(context.is_dir):
         raise fields.fail(f"{key}.context", f"no such directory: {context}")
     dockerfile = context / fields.string(image, f"{key}.dockerfile", "Dockerfile")
-    if not _exists(dockerfile.is_file):
+    if not exists(dockerfile.is_file):
         raise fields.fail(f"{key}.dockerfile", f"no such file: {dockerfile}")
 
     repository = fields.call(
@@ -228,116 +228,12 @@ def _parse_tags(fields, image: dict, key: str, platforms) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _scalar(fields, key: str, value) -> str:
+def _scalar(fields: Fields, key: str, value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise fields.fail(key, f"expected a string, got {_kind(value)}")
-
-
-def _kind(value) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        dict: "a mapping",
-        list: "a list",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }.get(type(value), f"a {type(value).__name__}")
-
-
-class _Fields:
-    """Typed reads from the YAML document, each failing as one ManifestError line."""
-
-    def __init__(self, file: str):
-        self.file = file
-
-    def fail(self, key: str, message: str) -> ManifestError:
-        return ManifestError(self.file, _printable(key), _printable(message))
-
-    def mapping(self, value, key: str, allowed: frozenset | None) -> dict:
-        if value is None and allowed is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {_kind(value)}")
-        for name in value:
-            if not isinstance(name, str):
-                raise self.fail(key, f"keys must be strings, got {name!r}")
-            if allowed is not None and name not in allowed:
-                raise self.fail(_join(key, name), _unknown_key(name, allowed))
-        return value
-
-    def string(self, table: dict, key: str, default=None, required: bool = False):
-        name = key.rsplit(".", 1)[-1]
-        if name not in table:
-            if required:
-                raise self.fail(key, "missing")
-            return default
-        value = table[name]
-        if not isinstance(value, str) or not value:
-            got = _kind(value) if value != "" else "an empty one"
-            raise self.fail(key, f"expected a non-empty string, got {got}")
-        return value
-
-    def string_list(self, table: dict, key: str, default: list) -> list[str]:
-        name = key.rsplit(".", 1)[-1]
-        value = table.get(name, default)
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list of strings, got {_kind(value)}")
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                hint = "; quote it" if isinstance(item, (int, float)) else ""
-                raise self.fail(f"{key}[{index}]", f"expected a string, got {_kind(item)}{hint}")
-        return value
-
-    def boolean(self, table: dict, key: str, default: bool) -> bool:
-        value = table.get(key.rsplit(".", 1)[-1], default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def platforms(self, table: dict, key: str, default: tuple) -> tuple[Platform, ...]:
-        if key.rsplit(".", 1)[-1] not in table:
-            return default
-        return self.call(key, parse_platforms, self.string_list(table, key, []))
-
-    def call(self, key: str, check: Callable, value):
-        """Run a ValueError-raising check from tasks.platforms/reference under ``key``."""
-        if value is None:
-            return None
-        try:
-            return check(value)
-        except ValueError as err:
-            raise self.fail(key, str(err)) from None
-
-
-def _exists(check: Callable[[], bool]) -> bool:
-    """``Path.is_dir``/``is_file``, False where they raise (a name too long, no access)."""
-    try:
-        return check()
-    except OSError:
-        return False
-
-
-def _printable(text: str) -> str:
-    """Escape line breaks and other unprintables in user text, so an error stays one line."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def _unknown_key(name: str, allowed: frozenset) -> str:
-    message = f"unknown key {name!r}"
-    close = difflib.get_close_matches(name, sorted(allowed), n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    return f"{message} (allowed: {', '.join(sorted(allowed))})"
+    raise fields.fail(key, f"expected a string, got {kind_of(value)}")
 
 
 TOP_KEYS = frozenset({"version", "registry", "platforms", "images"})
