@@ -13,6 +13,8 @@ MANIFEST = load_or_exit(
     INVOKED_IN,
 )
 
+RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"))
+
 DOIT_CONFIG = {
     "default_tasks": ["build"],
     "backend": "sqlite3",
@@ -22,12 +24,16 @@ DOIT_CONFIG = {
 
 
 def task_build():
-    yield from generate.build_tasks(MANIFEST)
+    yield from generate.build_tasks(RUN)
 
 
 def task_push():
-    yield from generate.push_tasks(MANIFEST)
+    yield from generate.push_tasks(RUN)
 
 
 def task_manifest():
-    yield from generate.manifest_tasks(MANIFEST)
+    yield from generate.manifest_tasks(RUN)
+
+
+def task_status():
+    return generate.status_task(RUN)

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from builders import cache
+from builders.errors import DockerError
 from builders.run import run
 from tasks.manifest import Image
 from tasks.platforms import Platform
@@ -39,4 +41,22 @@ def build(image: Image, platform: Platform, state_dir: Path) -> dict:
     iidfile.unlink(missing_ok=True)
     run(build_argv(image, platform, iidfile), f"build {image.name} for {platform}",
         prefix=f"[{image.name} {platform}] ")
-    return {"image_id": iidfile.read_text().strip(), "refs": list(image.platform_refs(platform))}
+    return {"image_id": iidfile.read_text().strip(), "source": "build"}
+
+
+def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
+                   use_registry_cache: bool) -> dict:
+    """The build stage: reuse the registry's image for these exact inputs, else build.
+
+    ``inputs`` is the run's tasks.inputs.Inputs; its digest names the content tag.
+    """
+    digest = inputs.digest(image, platform)
+    if use_registry_cache:
+        try:
+            reused = cache.reuse(image, platform, digest)
+        except DockerError as err:  # the cache is an optimisation; the build still works
+            print(f"[{image.name} {platform}] registry cache skipped: {err.message}", flush=True)
+            reused = None
+        if reused is not None:
+            return {**reused, "input_digest": digest}
+    return {**build(image, platform, state_dir), "input_digest": digest}

@@ -1,7 +1,10 @@
 """Stage two: push one platform's tags through the Engine API (docker SDK)."""
 
 import re
+from pathlib import Path
 
+from builders import build as build_stage
+from builders.cache import content_tag
 from builders.errors import DockerError
 from tasks.manifest import Image
 from tasks.platforms import Platform
@@ -25,15 +28,34 @@ def engine():
     return client
 
 
-def push(image: Image, platform: Platform) -> dict:
-    """Push every per-platform tag; return the digest the registry stored for each."""
+def push(image: Image, platform: Platform, state_dir: Path | None = None,
+         built: dict | None = None) -> dict:
+    """Push every per-platform tag and the content tag; return each tag's registry digest.
+
+    ``built`` is what the build stage returned: an image it reused from the registry is
+    there already, and an image that vanished from the engine since is built again.
+    """
     import docker
 
+    built = built or {}
+    if built.get("source") == "registry":
+        return {"digests": built["digests"]}
     client = engine()
+    tags = list(image.platform_tags(platform))
+    if built.get("input_digest"):
+        tags.append(content_tag(built["input_digest"]))
+    try:
+        local = client.images.get(image.platform_refs(platform)[0])
+    except docker.errors.NotFound:
+        if state_dir is None:
+            raise DockerError(f"{image.platform_refs(platform)[0]} is not in the engine") from None
+        build_stage.build(image, platform, state_dir)
+        local = client.images.get(image.platform_refs(platform)[0])
     prefix = f"[{image.name} {platform}] "
     digests = {}
-    for tag in image.platform_tags(platform):
+    for tag in tags:
         ref = f"{image.repository}:{tag}"
+        local.tag(image.repository, tag)
         print(f"{prefix}$ docker push {ref}", flush=True)
         try:
             stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)

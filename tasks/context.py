@@ -263,18 +263,33 @@ class StatCache:
                 tmp.unlink()
 
 
-def context_digest(context: Path, dockerfile: Path, cache: StatCache | None = None,
-                   skip: tuple[Path, ...] = ()) -> str:
-    """sha256 over (relative path, kind, executable bit, content digest or link target) of what
-    the build sends; mtimes stay out so ``touch`` rebuilds nothing. ``skip``: our state folders."""
+def context_entries(context: Path, dockerfile: Path, cache: StatCache | None = None,
+                    skip: tuple[Path, ...] = ()) -> dict[str, str]:
+    """What the build sends, as relative path → "kind:executable:content digest or target".
+
+    Kept per build so a later run can say which entry changed, not only that one did.
+    """
     cache = cache if cache is not None else StatCache(None)
-    digest = hashlib.sha256()
+    entries = {}
     for relative, kind, info in _walk(context, dockerfile, skip):
         if kind == "file":
             content = cache._digest(context / relative, relative, info)
         else:
             content = os.readlink(context / relative) if kind == "link" else ""
         executable = kind == "file" and bool(info.st_mode & stat.S_IXUSR)
-        digest.update(f"{kind}\0{relative}\0{executable:d}\0{content}\n".encode(
-            errors="surrogateescape"))
+        entries[relative] = f"{kind}:{executable:d}:{content}"
+    return entries
+
+
+def digest_entries(entries: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for relative in sorted(entries):
+        digest.update(f"{relative}\0{entries[relative]}\n".encode(errors="surrogateescape"))
     return "sha256:" + digest.hexdigest()
+
+
+def context_digest(context: Path, dockerfile: Path, cache: StatCache | None = None,
+                   skip: tuple[Path, ...] = ()) -> str:
+    """sha256 over (relative path, kind, executable bit, content digest or link target) of what
+    the build sends; mtimes stay out so ``touch`` rebuilds nothing. ``skip``: our state folders."""
+    return digest_entries(context_entries(context, dockerfile, cache, skip))

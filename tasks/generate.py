@@ -1,6 +1,7 @@
 """Task generation: a Manifest in, doit task dicts out; nothing here runs docker."""
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from doit.exceptions import TaskFailed
 from doit.task import result_dep
@@ -8,15 +9,41 @@ from doit.tools import config_changed
 
 from builders import build, manifest_list, push
 from builders.errors import DockerError
-from tasks.inputs import inputs_unchanged
+from builders.probe import RegistryProbe
+from tasks import status
+from tasks.inputs import Inputs, inputs_unchanged
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
+from tasks.uptodate import still_in_registry
 
 
-def step(action: Callable, *args) -> dict | TaskFailed:
+@dataclass
+class Run:
+    """What the tasks of one doit run share: the manifest, its inputs, the registry probe.
+
+    Nothing here does I/O until a task is checked or run, so `doit list` stays instant.
+    ``verify`` makes pushes and lists up to date only while the registry still has them.
+    """
+
+    manifest: Manifest
+    inputs: Inputs
+    probe: RegistryProbe
+    verify: bool = True
+
+    @classmethod
+    def of(cls, manifest: Manifest, verify: bool = True) -> "Run":
+        probe = RegistryProbe()
+        for image in manifest.images:
+            probe.expect(image.refs)
+            for platform in image.platforms:
+                probe.expect(image.platform_refs(platform))
+        return cls(manifest, Inputs(manifest, probe), probe, verify)
+
+
+def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
     """Run a builder; a DockerError becomes doit's TaskFailed, shown without a traceback."""
     try:
-        return action(*args)
+        return action(*args, **kwargs)
     except DockerError as err:
         return TaskFailed(str(err))
 
@@ -29,10 +56,11 @@ def _platform_task(image: Image, platform: Platform) -> str:
     return f"{image.name}:{platform}"
 
 
-def build_tasks(manifest: Manifest) -> Iterator[dict]:
+def build_tasks(run: Run) -> Iterator[dict]:
     """`build:<image>:<platform>` builds one platform; `build:<image>` runs the whole chain."""
+    manifest = run.manifest
     yield {"name": None, "doc": f"build, push and list every image ({_names(manifest)})"}
-    skip = (manifest.state_dir,)
+    use_cache = manifest.cache == "registry"
     for image in manifest.images:
         yield {
             "name": image.name,
@@ -44,31 +72,41 @@ def build_tasks(manifest: Manifest) -> Iterator[dict]:
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
-                "actions": [(step, [build.build, image, platform, manifest.state_dir])],
-                "uptodate": [inputs_unchanged(image, platform, skip, manifest)],
+                "actions": [(step, [build.build_or_reuse, image, platform, manifest.state_dir,
+                                    run.inputs, use_cache])],
+                "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 # A base is pulled from the registry (--pull), so its list must be there first.
                 "task_dep": [f"manifest:{base}" for base in image.depends_on],
                 "verbosity": 2,
             }
 
 
-def push_tasks(manifest: Manifest) -> Iterator[dict]:
+def push_tasks(run: Run) -> Iterator[dict]:
     """`push:<image>:<platform>` pushes that platform's tags once its image ID changed."""
+    manifest = run.manifest
     yield {"name": None, "doc": f"push every per-platform image ({_names(manifest)})"}
+    probe = run.probe if run.verify else None
     for image in manifest.images:
         for platform in image.platforms:
+            built = f"build:{_platform_task(image, platform)}"
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
-                "actions": [(step, [push.push, image, platform])],
-                "uptodate": [result_dep(f"build:{_platform_task(image, platform)}")],
+                "actions": [(step, [push.push, image, platform, manifest.state_dir])],
+                "getargs": {"built": (built, None)},
+                "uptodate": [
+                    result_dep(built),
+                    still_in_registry(image.platform_refs(platform), "digests", probe),
+                ],
                 "verbosity": 2,
             }
 
 
-def manifest_tasks(manifest: Manifest) -> Iterator[dict]:
+def manifest_tasks(run: Run) -> Iterator[dict]:
     """`manifest:<image>` creates and pushes the list once every platform is pushed."""
+    manifest = run.manifest
     yield {"name": None, "doc": f"create and push every manifest list ({_names(manifest)})"}
+    probe = run.probe if run.verify else None
     for image in manifest.images:
         pushes = [f"push:{_platform_task(image, platform)}" for platform in image.platforms]
         shape = {"refs": list(image.refs), "platforms": [str(p) for p in image.platforms]}
@@ -76,6 +114,20 @@ def manifest_tasks(manifest: Manifest) -> Iterator[dict]:
             "name": image.name,
             "doc": f"docker manifest create/push {', '.join(image.refs)}",
             "actions": [(step, [manifest_list.publish, image])],
-            "uptodate": [config_changed(shape), *(result_dep(name) for name in pushes)],
+            "uptodate": [
+                config_changed(shape),
+                *(result_dep(name) for name in pushes),
+                still_in_registry(image.refs, "lists", probe),
+            ],
             "verbosity": 2,
         }
+
+
+def status_task(run: Run) -> dict:
+    """`status`: what is up to date, and why the rest is not (the answer to "why rebuild?")."""
+    return {
+        "doc": "per image and platform: up to date, or what changed; and what the registry has",
+        "actions": [(status.print_report, [run.manifest, run.inputs, run.probe])],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

@@ -5,61 +5,144 @@ import json
 import threading
 from pathlib import Path
 
-from tasks.context import StatCache, context_digest
+from tasks.context import StatCache, context_entries, digest_entries
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
 
-_caches: dict[Path, StatCache] = {}
-_caches_lock = threading.Lock()
 
+class Inputs:
+    """The inputs of every build of one manifest, for one doit run.
 
-def stat_cache(state_dir: Path | None, image: Image) -> StatCache:
-    """One stat cache per image and process, kept in the state folder between runs."""
-    if state_dir is None:
-        return StatCache(None)
-    path = state_dir / "stat" / f"{image.name}.json"
-    with _caches_lock:
-        if path not in _caches:
+    Memoised, so a context is walked once per run however many platforms and dependents
+    ask. ``probe`` (a builders.probe.RegistryProbe) resolves outside base images for images
+    with ``pull: true``, so a re-pushed base rebuilds what uses it; without one, bases are
+    taken as they were.
+    """
+
+    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = ()):
+        self.manifest = manifest
+        self.probe = probe
+        self.skip = (*skip, manifest.state_dir) if manifest else skip
+        self.state_dir = manifest.state_dir if manifest else None
+        self._entries: dict[str, dict[str, str]] = {}
+        self._digests: dict[tuple[str, Platform], str] = {}
+        self._caches: dict[str, StatCache] = {}
+        self._lock = threading.RLock()
+
+    def breakdown(self, image: Image, platform: Platform) -> dict:
+        """Every input of one build, by name; the digest is taken over this."""
+        parts = {
+            "dockerfile": hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
+            "context": self.entries(image),
+            "build_args": dict(image.build_args),
+            "target": image.target,
+            "platform": str(platform),
+            "tags": list(image.platform_tags(platform)),
+            "repository": image.repository,
+        }
+        if self.manifest is not None and image.depends_on:
+            parts["bases"] = {
+                name: self._base_digest(self.manifest.image(name), platform)
+                for name in image.depends_on
+            }
+        if self.probe is not None and image.pull and image.base_images:
+            parts["base_images"] = {
+                ref: self.probe.platform_digest(ref, platform) for ref in image.base_images
+            }
+        return parts
+
+    def digest(self, image: Image, platform: Platform) -> str:
+        """The digest a per-platform build is cached under: same digest, same image."""
+        with self._lock:
+            key = (image.name, platform)
+            if key not in self._digests:
+                parts = dict(self.breakdown(image, platform))
+                parts["context"] = digest_entries(parts["context"])
+                encoded = json.dumps(parts, sort_keys=True).encode()
+                self._digests[key] = "sha256:" + hashlib.sha256(encoded).hexdigest()
+            return self._digests[key]
+
+    def entries(self, image: Image) -> dict[str, str]:
+        with self._lock:
+            if image.name not in self._entries:
+                cache = self._stat_cache(image)
+                self._entries[image.name] = context_entries(
+                    image.context, image.dockerfile, cache, self.skip)
+                cache.save()
+            return self._entries[image.name]
+
+    def _base_digest(self, base: Image, platform: Platform) -> str | list[str]:
+        """A base's digest for the platform being built, or for all of its platforms."""
+        if platform in base.platforms:
+            return self.digest(base, platform)
+        return [self.digest(base, other) for other in base.platforms]
+
+    def _stat_cache(self, image: Image) -> StatCache:
+        """One stat cache per image, kept in the state folder between runs."""
+        if self.state_dir is None:
+            return StatCache(None)
+        if image.name not in self._caches:
+            path = self.state_dir / "stat" / f"{image.name}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            _caches[path] = StatCache(path)
-        return _caches[path]
+            self._caches[image.name] = StatCache(path)
+        return self._caches[image.name]
+
+    def record_path(self, image: Image, platform: Platform) -> Path | None:
+        if self.state_dir is None:
+            return None
+        return self.state_dir / "inputs" / image.name / f"{platform.suffix}.json"
+
+    def record(self, image: Image, platform: Platform, breakdown: dict) -> None:
+        """Keep what a successful build was made of, for `status` to compare against."""
+        path = self.record_path(image, platform)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(breakdown, sort_keys=True))
+
+    def recorded(self, image: Image, platform: Platform) -> dict | None:
+        path = self.record_path(image, platform)
+        try:
+            return json.loads(path.read_text()) if path else None
+        except (OSError, ValueError):
+            return None
 
 
 def input_digest(
     image: Image, platform: Platform, skip: tuple[Path, ...] = (), manifest: Manifest | None = None
 ) -> str:
-    """The digest a per-platform build is cached under: same digest, same image.
-
-    The context part is what the build sends, as `.dockerignore` decides. With ``manifest``,
-    the input digests of the images this one is built FROM are part of it, transitively, so a
-    change in a base rebuilds everything above it; the manifest's state folder also holds the
-    stat caches that spare reading unchanged files.
-    """
-    cache = stat_cache(manifest.state_dir if manifest else None, image)
-    inputs = {
-        "dockerfile": hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
-        "context": context_digest(image.context, image.dockerfile, cache, skip),
-        "build_args": list(image.build_args),
-        "target": image.target,
-        "platform": str(platform),
-        "tags": list(image.platform_tags(platform)),
-        "repository": image.repository,
-    }
-    cache.save()
-    if manifest is not None and image.depends_on:
-        inputs["bases"] = {
-            name: _base_digest(manifest.image(name), platform, skip, manifest)
-            for name in image.depends_on
-        }
-    encoded = json.dumps(inputs, sort_keys=True).encode()
-    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+    """One build's input digest, outside a run (tests, tools)."""
+    return Inputs(manifest, skip=skip).digest(image, platform)
 
 
-def _base_digest(base: Image, platform: Platform, skip, manifest: Manifest) -> str | list[str]:
-    """A base's digest for the platform being built, or for all of its platforms."""
-    if platform in base.platforms:
-        return input_digest(base, platform, skip, manifest)
-    return [input_digest(base, other, skip, manifest) for other in base.platforms]
+def explain(before: dict | None, after: dict) -> list[str]:
+    """Why a build is not up to date: what differs between two breakdowns, most telling first."""
+    if before is None:
+        return ["never built here"]
+    reasons = []
+    if before.get("dockerfile") != after["dockerfile"]:
+        reasons.append("Dockerfile changed")
+    old, new = before.get("context", {}), after["context"]
+    changed = sorted(path for path in new if path in old and old[path] != new[path])
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    for label, paths in (("changed", changed), ("added", added), ("removed", removed)):
+        if paths:
+            more = f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""
+            reasons.append(f"{label}: {', '.join(paths[:3])}{more}")
+    old_args, new_args = before.get("build_args", {}), after["build_args"]
+    for name in sorted(set(old_args) | set(new_args)):
+        if old_args.get(name) != new_args.get(name):
+            reasons.append(f"build arg {name} changed")
+    for key in ("target", "platform", "tags", "repository"):
+        if before.get(key) != after.get(key):
+            reasons.append(f"{key} changed")
+    for name, digest in after.get("bases", {}).items():
+        if before.get("bases", {}).get(name) != digest:
+            reasons.append(f"base image {name} changed")
+    for ref, digest in after.get("base_images", {}).items():
+        if before.get("base_images", {}).get(ref) != digest:
+            reasons.append(f"{ref} now points at {str(digest)[:19]}")
+    return reasons or ["inputs unchanged; not yet recorded as done"]
 
 
 class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
@@ -70,24 +153,23 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
     build then reports the real problem.
     """
 
-    def __init__(
-        self,
-        image: Image,
-        platform: Platform,
-        skip: tuple[Path, ...] = (),
-        manifest: Manifest | None = None,
-    ):
+    def __init__(self, image: Image, platform: Platform, inputs: Inputs | None = None):
         self.image = image
         self.platform = platform
-        self.skip = skip
-        self.manifest = manifest
+        self.inputs = inputs or Inputs()
 
     def __call__(self, task, values) -> bool:
         try:
-            digest = input_digest(self.image, self.platform, self.skip, self.manifest)
-        except OSError:
+            breakdown = self.inputs.breakdown(self.image, self.platform)
+            digest = self.inputs.digest(self.image, self.platform)
+        except (OSError, ValueError):
             return False
-        task.value_savers.append(lambda: {"input_digest": digest})
+
+        def save():
+            self.inputs.record(self.image, self.platform, breakdown)
+            return {"input_digest": digest}
+
+        task.value_savers.append(save)
         return values.get("input_digest") == digest
 
     def __repr__(self) -> str:

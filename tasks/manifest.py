@@ -39,6 +39,7 @@ class Image:
     target: str | None = None
     pull: bool = True
     depends_on: tuple[str, ...] = ()  # images of the manifest this one is built FROM
+    base_images: tuple[str, ...] = ()  # images from outside the manifest it is built FROM
 
     def platform_tags(self, platform: Platform) -> tuple[str, ...]:
         """The seed's per-platform tags: ``v1`` becomes ``v1-arm64``, ``v1-armv7``."""
@@ -61,6 +62,7 @@ class Manifest:
     registry: str | None
     platforms: tuple[Platform, ...]
     images: tuple[Image, ...]
+    cache: str = "registry"  # or "local": never reuse images by content tag
 
     def image(self, name: str) -> Image:
         return next(image for image in self.images if image.name == name)
@@ -115,7 +117,10 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
         for name, raw in images_raw.items()
     )
     images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
-    return Manifest(path=path, registry=registry, platforms=platforms, images=images)
+    cache = fields.string(top, "cache", "registry")
+    if cache not in CACHE_MODES:
+        raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
+    return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache)
 
 
 def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
@@ -143,17 +148,27 @@ def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, .
             text = image.dockerfile.read_text(encoding="utf-8", errors="replace")
         except OSError as err:
             raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
-        inferred = [
-            by_ref[split_tag(ref)]
-            for ref in referenced_images(text, dict(image.build_args))
-            if split_tag(ref) in by_ref
-        ]
+        refs = referenced_images(text, dict(image.build_args))
+        inferred = [by_ref[split_tag(ref)] for ref in refs if split_tag(ref) in by_ref]
+        outside = [ref for ref in refs if split_tag(ref) not in by_ref and _is_reference(ref)]
         depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
-        linked.append(replace(image, depends_on=depends_on))
+        linked.append(replace(image, depends_on=depends_on,
+                              base_images=tuple(dict.fromkeys(outside))))
     cycle = find_cycle({image.name: image.depends_on for image in linked})
     if cycle:
         raise fields.fail("images", f"dependency cycle: {' -> '.join(cycle)}")
     return tuple(linked)
+
+
+def _is_reference(ref: str) -> bool:
+    """A FROM value we can resolve: not a half-substituted `${ARCH}/x` left empty."""
+    name, tag = split_tag(ref.split("@", 1)[0])
+    try:
+        repository_name(name, None)
+        validate_tag(tag)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> Image:
@@ -236,7 +251,8 @@ def _scalar(fields: Fields, key: str, value) -> str:
     raise fields.fail(key, f"expected a string, got {kind_of(value)}")
 
 
-TOP_KEYS = frozenset({"version", "registry", "platforms", "images"})
+TOP_KEYS = frozenset({"version", "registry", "platforms", "images", "cache"})
+CACHE_MODES = ("registry", "local")
 IMAGE_KEYS = frozenset(
     {
         "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",

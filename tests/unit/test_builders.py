@@ -110,7 +110,7 @@ def test_build_reads_the_fresh_iidfile(tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "run", fake_run)
     result = build_module.build(IMAGE, ARM64, tmp_path)
     assert seen == [(build_argv(IMAGE, ARM64, stale), False)]
-    assert result == {"image_id": digest("1"), "refs": ["localhost:5000/demo:v1-arm64"]}
+    assert result == {"image_id": digest("1"), "source": "build"}
 
 
 # ---------------------------------------------------------------- manifest list argv

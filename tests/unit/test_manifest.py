@@ -242,8 +242,8 @@ BAD = [
     # (changes to VALID, key, the message or its start)
     ({"platfroms": ["linux/amd64"]}, "platfroms",
      "unknown key 'platfroms'; did you mean 'platforms'?"
-     " (allowed: images, platforms, registry, version)"),
-    ({"zzz": 1}, "zzz", "unknown key 'zzz' (allowed: images, platforms, registry, version)"),
+     " (allowed: cache, images, platforms, registry, version)"),
+    ({"zzz": 1}, "zzz", "unknown key 'zzz' (allowed: cache, images, platforms, registry, version)"),
     ({"images.app.dockerfle": "D"}, "images.app.dockerfle",
      "unknown key 'dockerfle'; did you mean 'dockerfile'?"),
     ({"version": DROP}, "version", "missing; write `version: 1`"),

@@ -1,0 +1,43 @@
+"""The registry as a build cache: content tags, and remote re-tags instead of rebuilds.
+
+Every per-platform push also carries ``cache-<input digest>``; a fresh clone (no doit state)
+whose inputs hash the same finds that tag and copies its manifest to the per-platform tags,
+which costs two requests per tag instead of a build and a push.
+"""
+
+from builders.probe import locate
+from builders.registry import Registry, is_loopback
+from tasks.manifest import Image
+from tasks.platforms import Platform
+
+CONTENT_TAG_PREFIX = "cache-"
+
+
+def content_tag(input_digest: str) -> str:
+    """The tag a build is cached under; the input digest already names the platform."""
+    return CONTENT_TAG_PREFIX + input_digest.removeprefix("sha256:")[:32]
+
+
+def reuse(image: Image, platform: Platform, input_digest: str,
+          insecure_hosts: frozenset[str] = frozenset()) -> dict | None:
+    """Point every per-platform tag at the cached image, if the registry has one.
+
+    Returns what the build and push stages would have: the image digest and the digest of
+    each tag; None when there is nothing to reuse.
+    """
+    host, path, _ = locate(image.repository)
+    registry = Registry(host, is_loopback(host) or host in insecure_hosts)
+    cached = registry.get(path, content_tag(input_digest))
+    if cached is None:
+        return None
+    body, media_type, digest = cached
+    prefix = f"[{image.name} {platform}] "
+    print(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})",
+          flush=True)
+    digests = {}
+    for tag in image.platform_tags(platform):
+        ref = f"{image.repository}:{tag}"
+        print(f"{prefix}$ docker buildx imagetools create -t {ref} "
+              f"{image.repository}@{digest}", flush=True)
+        digests[ref] = registry.put(path, tag, body, media_type)
+    return {"image_id": digest, "source": "registry", "digests": digests}

@@ -1,0 +1,131 @@
+"""What the registries hold right now: one HEAD per tag, all asked at once, remembered per run."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from builders.errors import DockerError
+from builders.registry import Registry, is_loopback
+from tasks.platforms import Platform, parse_platform
+from tasks.reference import split_domain
+
+UNKNOWN = "unknown"  # the registry did not answer: neither there nor missing
+DOCKER_HUB = "registry-1.docker.io"
+_WORKERS = 16
+
+
+def locate(ref: str) -> tuple[str, str, str]:
+    """(host, repository path, tag or digest) of a reference, with Docker's docker.io rules."""
+    name, reference = ref, "latest"
+    if "@" in ref:
+        name, reference = ref.split("@", 1)
+    else:
+        slash, colon = ref.rfind("/"), ref.rfind(":")
+        if colon > slash:
+            name, reference = ref[:colon], ref[colon + 1:]
+    host, path = split_domain(name)
+    if not host or host in ("docker.io", "index.docker.io"):
+        host = "docker.io"
+        if "/" not in path:
+            path = f"library/{path}"
+    return host, path, reference
+
+
+def engine_mirrors() -> list[str]:
+    """The engine's docker.io mirrors (`registry-mirrors`), as host[:port]; [] without one."""
+    try:
+        from builders.push import engine
+
+        mirrors = engine().info().get("RegistryConfig", {}).get("Mirrors") or []
+    except (DockerError, OSError):
+        return []
+    return [mirror.split("://", 1)[-1].rstrip("/") for mirror in mirrors]
+
+
+class RegistryProbe:
+    """Answers "which digest is at this reference" for a run, never raising to its callers.
+
+    doit checks tasks one after another, so the first question asks every reference the run
+    will need at once (``expect``), on a thread pool, and later ones are answered from memory.
+    """
+
+    def __init__(self, insecure_hosts: frozenset[str] = frozenset()):
+        self.insecure_hosts = insecure_hosts
+        self.expected: set[str] = set()
+        self.digests: dict[str, str | None] = {}
+        self.platform_digests: dict[tuple[str, Platform], str | None] = {}
+        self._lock = threading.Lock()
+        self._mirrors: list[str] | None = None
+
+    def expect(self, refs) -> None:
+        self.expected.update(refs)
+
+    def digest(self, ref: str) -> str | None:
+        """The digest at ``ref``, None when absent, UNKNOWN when the registry did not answer."""
+        with self._lock:
+            if ref not in self.digests:
+                wanted = sorted({ref, *self.expected} - set(self.digests))
+                with ThreadPoolExecutor(_WORKERS) as pool:
+                    self.digests.update(zip(wanted, pool.map(self._head, wanted), strict=True))
+            return self.digests[ref]
+
+    def platform_digest(self, ref: str, platform: Platform) -> str | None:
+        """The digest of ``platform``'s image behind ``ref`` (an index or a plain manifest)."""
+        with self._lock:
+            key = (ref, platform)
+            if key not in self.platform_digests:
+                self.platform_digests[key] = self._platform_digest(ref, platform)
+            return self.platform_digests[key]
+
+    def registries(self, host: str) -> list[Registry]:
+        if host != "docker.io":
+            insecure = is_loopback(host) or host in self.insecure_hosts
+            return [Registry(host, insecure)]
+        if self._mirrors is None:
+            self._mirrors = engine_mirrors()
+        mirrors = [Registry(m, is_loopback(m) or m in self.insecure_hosts) for m in self._mirrors]
+        return [*mirrors, Registry(DOCKER_HUB)]
+
+    def _head(self, ref: str) -> str | None:
+        host, path, reference = locate(ref)
+        answered = False
+        for registry in self.registries(host):  # mirrors first, as the engine pulls
+            try:
+                digest = registry.head(path, reference)
+            except DockerError:
+                continue
+            if digest:
+                return digest
+            answered = True
+        return None if answered else UNKNOWN
+
+    def _platform_digest(self, ref: str, platform: Platform) -> str | None:
+        host, path, reference = locate(ref)
+        answered = False
+        for registry in self.registries(host):
+            try:
+                found = registry.get(path, reference)
+            except DockerError:
+                continue
+            if found:
+                body, _, digest = found
+                try:
+                    return pick_platform(json.loads(body), platform) or digest
+                except ValueError:
+                    return digest
+            answered = True
+        return None if answered else UNKNOWN
+
+
+def pick_platform(document: dict, platform: Platform) -> str | None:
+    """The child digest for ``platform`` in an index; None for a plain manifest."""
+    for entry in document.get("manifests", []):
+        fields = entry.get("platform", {})
+        text = "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
+                                      fields.get("variant"))))
+        try:
+            if parse_platform(text) == platform:
+                return entry["digest"]
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,102 @@
+"""The registry is part of "up to date": missing tags are pushed again, content tags reused."""
+
+import shutil
+import subprocess
+
+from tests.conftest import docker, raw_manifest
+
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+
+
+def ran(result) -> list[str]:
+    return sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  "))
+
+
+def web(workspace, cache: str | None = None) -> str:
+    context = workspace.context("web", "FROM busybox:1.35\nCOPY index.html /srv/\n")
+    (context / "index.html").write_text("<h1>web</h1>\n")
+    path = workspace.manifest({"web": {"context": "web", "tags": ["v1"]}}, PLATFORMS)
+    if cache:
+        path.write_text(path.read_text() + f"cache: {cache}\n")
+    return f"localhost:5000/{workspace.namespace}/web"
+
+
+def overwrite(ref: str) -> None:
+    """Someone else pushes to ``ref``: busybox's amd64 image lands on the tag."""
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    "--override-arch", "amd64", "docker://127.0.0.1:5000/library/busybox:1.35",
+                    f"docker://{ref}"], check=True)
+
+
+def digest_of(ref: str) -> str:
+    return docker("buildx", "imagetools", "inspect", ref, "--format",
+                  "{{json .Manifest.Digest}}").strip().strip('"')
+
+
+def test_an_overwritten_platform_tag_is_pushed_again_without_a_build(workspace):
+    repository = web(workspace)
+    workspace.doit("build")
+    before = digest_of(f"{repository}:v1-arm64")
+
+    overwrite(f"{repository}:v1-arm64")
+    result = workspace.doit("build")
+
+    assert ran(result) == ["push:web:linux/arm64"]
+    assert digest_of(f"{repository}:v1-arm64") == before
+
+
+def test_an_overwritten_list_is_published_again(workspace):
+    repository = web(workspace)
+    workspace.doit("build")
+    before = raw_manifest(f"{repository}:v1")
+
+    overwrite(f"{repository}:v1")
+    result = workspace.doit("build")
+
+    assert ran(result) == ["manifest:web"]
+    assert raw_manifest(f"{repository}:v1") == before
+
+
+def test_verify_0_trusts_the_local_state(workspace):
+    repository = web(workspace)
+    workspace.doit("build")
+    overwrite(f"{repository}:v1")
+
+    assert ran(workspace.doit("build", "verify=0")) == []
+
+
+def test_a_fresh_clone_reuses_what_the_registry_has(workspace):
+    repository = web(workspace)
+    workspace.doit("build")
+    listed = raw_manifest(f"{repository}:v1")
+
+    shutil.rmtree(workspace.path / ".multiarch")
+    result = workspace.doit("build")
+
+    assert "$ docker build " not in result.stdout
+    assert result.stdout.count("reusing ") == len(PLATFORMS)
+    assert raw_manifest(f"{repository}:v1") == listed
+    assert ran(workspace.doit("build")) == []
+
+
+def test_cache_local_builds_on_a_fresh_clone(workspace):
+    web(workspace, cache="local")
+    workspace.doit("build")
+
+    shutil.rmtree(workspace.path / ".multiarch")
+    result = workspace.doit("build")
+
+    assert "reusing " not in result.stdout
+    assert result.stdout.count("$ docker build") == len(PLATFORMS)
+
+
+def test_status_says_why_a_build_is_not_up_to_date(workspace):
+    web(workspace)
+    workspace.doit("build")
+    assert workspace.doit("status").stdout.count(": up to date") == len(PLATFORMS)
+
+    (workspace.path / "web" / "index.html").write_text("<h1>changed</h1>\n")
+    said = workspace.doit("status").stdout
+
+    for platform in PLATFORMS:
+        assert f"web {platform}: rebuild: changed: index.html" in said
