@@ -35,5 +35,9 @@ def task_manifest():
     yield from generate.manifest_tasks(RUN)
 
 
+def task_inspect():
+    yield from generate.inspect_tasks(RUN)
+
+
 def task_status():
     return generate.status_task(RUN)

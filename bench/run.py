@@ -1,7 +1,7 @@
 """Benchmarks over a bench/generate.py monorepo: print the figures of issue #3."""
 
 import argparse
-import os
+import random
 import re
 import shlex
 import statistics
@@ -13,11 +13,7 @@ from pathlib import Path
 import yaml
 
 DODO = Path(__file__).resolve().parent.parent / "dodo.py"
-GNU_TIME = "/usr/bin/time"
-# Without GNU time: a child that runs the command and reports its children's peak RSS.
-RSS_CHILD = ("import resource,subprocess,sys; r=subprocess.run(sys.argv[1:]);"
-             " print('maxrss_kb=%d' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
-             " sys.exit(r.returncode)")
+GNU_TIME = ["/usr/bin/time", "-f", "maxrss_kb=%M"]  # peak RSS of the doit process, in KiB
 FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", re.MULTILINE | re.IGNORECASE)
 
 
@@ -31,6 +27,7 @@ class Bench:
         self.logs.mkdir(exist_ok=True)
         self.rows: list[tuple[str, str, str]] = []
         self.commands: dict[str, list[str]] = {}
+        self.crashes: list[str] = []
 
     def build_argv(self, verify: bool = True) -> list[str]:
         argv = [sys.executable, "-m", "doit", "-f", str(DODO), "-n", str(self.jobs), "build",
@@ -41,35 +38,44 @@ class Bench:
         return [sys.executable, "-m", "doit", "list", "-f", str(DODO), f"manifest={self.manifest}"]
 
     def run(self, label: str, argv: list[str], on_line=None) -> tuple[float, str]:
-        """Run ``argv`` in OUT (output merged, kept in .bench-logs/); stop the bench on failure."""
+        """Run ``argv`` in OUT (output merged, kept in .bench-logs/); stop the bench on failure.
+
+        A run killed by a signal (doit crashed) is noted and retried up to twice; the times
+        and outputs of the attempts are added up, so task counts stay whole.
+        """
         self.commands.setdefault(label, argv)
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, cwd=self.out, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, errors="replace")
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if on_line:
-                on_line(line)
-        process.wait()
-        elapsed = time.perf_counter() - start
-        output = "".join(lines)
+        elapsed, lines = 0.0, []
         log = self.logs / (re.sub(r"[^\w.-]+", "-", label) + ".log")
-        log.write_text(output)
+        for attempt in range(3):
+            start = time.perf_counter()
+            process = subprocess.Popen(argv, cwd=self.out, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, errors="replace")
+            for line in process.stdout:
+                lines.append(line)
+                if on_line:
+                    on_line(line)
+            process.wait()
+            elapsed += time.perf_counter() - start
+            log.write_text("".join(lines))
+            if process.returncode >= 0 or attempt == 2:
+                break
+            self.crashes.append(f"{label}: signal {-process.returncode}")
+            print(f"  ! {label}: killed by signal {-process.returncode}; retrying", flush=True)
+            lines.append(f"\n[bench: killed by signal {-process.returncode}, retried]\n")
         if process.returncode != 0:
-            tail = "".join(lines[-40:])
             sys.exit(f"\nFAILED ({label}): exit {process.returncode} after {elapsed:.1f} s\n"
-                     f"$ {shlex.join(argv)}\n(full log: {log})\n{tail}")
-        return elapsed, output
+                     f"$ {shlex.join(argv)}\n(full log: {log})\n{''.join(lines[-40:])}")
+        return elapsed, "".join(lines)
 
     def sample(self, label: str, argv: list[str], repeat: int) -> list[float]:
-        """One untimed warm-up, then ``repeat`` timed runs; a no-op that runs tasks is shown."""
-        _, output = self.run(label, argv)
-        times = []
+        """An untimed warm-up, then ``repeat`` timed runs; a timed run that runs tasks is shown."""
+        times, ran, warm = [], set(), executed(self.run(label, argv)[1], "")
+        if warm:
+            print(f"  warm-up of {label} ran {len(warm)} tasks, e.g. {sorted(warm)[:3]}")
         for _ in range(repeat):
             elapsed, output = self.run(label, argv)
             times.append(elapsed)
-        ran = executed(output, ".  ")
+            ran |= executed(output, "")
         if ran:
             print(f"  ! {label}: not a no-op, it ran {len(ran)} tasks, e.g. {sorted(ran)[:3]}")
         return times
@@ -79,15 +85,16 @@ class Bench:
         print(f"{step:<44} {value}  {target}", flush=True)
 
 
-def executed(output: str, prefix: str = ".  build:") -> set[str]:
-    """Tasks doit ran (it prints ``.  name`` for those it executes, ``-- name`` for skipped)."""
-    return {line[3:].strip() for line in output.splitlines() if line.startswith(prefix)}
+def executed(output: str, kind: str = "build:") -> set[str]:
+    """Tasks doit ran: it prints ``.  name`` for those it runs (``-- name`` for skipped ones).
+
+    Not only at line starts: builder threads' prints can put it mid-line (see the report).
+    """
+    return set(re.findall(r"(?:^|(?<=\S))\.  (" + re.escape(kind) + r"\S*)", output, re.M))
 
 
 def figure(samples: list[float], unit: str = "s", scale: float = 1.0) -> str:
     values = [value * scale for value in samples]
-    if len(values) == 1:
-        return f"{values[0]:.2f} {unit} (n=1)"
     return (f"{statistics.median(values):.2f} {unit} (min {min(values):.2f}, max"
             f" {max(values):.2f}, n={len(values)})")
 
@@ -122,16 +129,57 @@ def dependents(images: dict[str, dict], base: str) -> list[str]:
     return sorted(found)
 
 
+def one_byte_change(bench: Bench, images: dict[str, dict], repeat: int) -> None:
+    """Change one byte of a base's file, build, revert, build: each rebuilds its family.
+
+    Each change writes content never built before (a random letter at a random place), so it
+    is a real build; the revert's inputs were built before, so the registry cache may serve it.
+    """
+    base = next(name for name in images if len(dependents(images, name)) > 1)
+    family = dependents(images, base)
+    expected = {f"build:{name}:{p}" for name in family for p in images[name]["platforms"]}
+    path = sorted((images[base]["context"] / "src").rglob("*.txt"))[0]
+    print(f"== c. one-byte change to {path.relative_to(bench.out)} ({base} and"
+          f" {len(family) - 1} images FROM it), then revert; {repeat} times")
+    original, rng = path.read_bytes(), random.SystemRandom()
+    places = [i for i, byte in enumerate(original) if byte != ord("\n")]
+    runs = {"c one-byte change": ([], [], []), "c revert": ([], [], [])}
+    for _ in range(repeat):
+        at = rng.choice(places)
+        changed = original[:at] + rng.choice(b"ghijklmnopqrstuvwxyz").to_bytes() + original[at + 1:]
+        for label, content in (("c one-byte change", changed), ("c revert", original)):
+            try:
+                path.write_bytes(content)
+                elapsed, output = bench.run(label, bench.build_argv())
+            finally:
+                path.write_bytes(original)
+            ran = {task for task in executed(output) if task.count(":") == 2}
+            runs[label][0].append(elapsed)
+            runs[label][1].append(len(ran))
+            runs[label][2].append(output.count("] reusing "))
+            if ran != expected:
+                print(f"  ! {label}: missing {sorted(expected - ran)[:4]},"
+                      f" unexpected {sorted(ran - expected)[:4]}")
+    for label, (times, counts, reused) in runs.items():
+        bench.row(f"{label}: build tasks", f"expected {len(expected)}, actual {counts}"
+                  f" (of which served by the registry cache: {reused})",
+                  check(set(counts) == {len(expected)}, "exactly the family's platforms"))
+        bench.row(f"{label}: wall time", figure(times))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path, help="a folder written by bench/generate.py")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure")
-    parser.add_argument("--change-repeat", type=int, default=1,
-                        help="one-byte change/revert cycles (each rebuilds a base's family)")
+    parser.add_argument("--change-repeat", type=int, help="change/revert cycles (--repeat)")
     parser.add_argument("--jobs", type=int, default=2, help="doit -n")
     args = parser.parse_args(argv)
     bench = Bench(args.out.resolve(), args.jobs)
+    args.change_repeat = args.change_repeat or args.repeat
     images = read_images(bench.manifest)
+    version = subprocess.run(["git", "-C", str(DODO.parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip()
+    print(f"project {DODO.parent} at {version or '?'}, python {sys.version.split()[0]}")
     builds = sum(len(image["platforms"]) for image in images.values())
 
     print(f"== a. initial full build: {len(images)} images, {builds} image-platforms", flush=True)
@@ -141,15 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
 
     def progress(line: str) -> None:
-        kind, colons = line[3:].split(":", 1)[0], line.count(":")
-        if line.startswith(".  ") and (kind, colons) in (("build", 2), ("manifest", 1)):
+        for task in executed(line, ""):
+            kind = task.split(":")[0]
+            if (kind, task.count(":")) not in (("build", 2), ("manifest", 1)):
+                continue
             counts[kind] += 1
-            if kind == "manifest" or counts["build"] % 10 == 0:
+            if counts[kind] % 10 == 0:
                 print(f"  {time.perf_counter() - start:7.1f} s  {counts['build']}/{builds}"
                       f" builds, {counts['manifest']}/{len(images)} lists", flush=True)
 
-    elapsed, _ = bench.run("a initial build", bench.build_argv(), progress)
-    bench.row("a initial full build", f"{elapsed:.1f} s (n=1, {counts['build']} builds)")
+    elapsed, output = bench.run("a initial build", bench.build_argv(), progress)
+    bench.row("a initial full build", f"{elapsed:.1f} s (n=1, {counts['build']} build tasks,"
+              f" {output.count('] reusing ')} served by the registry cache)")
 
     print(f"== b. no-op build vs list ({args.repeat} timed runs each, after a warm-up)")
     listed = bench.sample("b doit list", bench.list_argv(), args.repeat)
@@ -163,44 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.row(f"b no-op build, verify on ({builds} tags)", figure(on),
               check(m_on <= 1.5, "<= 1.5 s"))
 
-    base = next(name for name in images if len(dependents(images, name)) > 1)
-    family = dependents(images, base)
-    expected = {f"build:{name}:{p}" for name in family for p in images[name]["platforms"]}
-    changed_file = sorted((images[base]["context"] / "src").rglob("*.txt"))[0]
-    print(f"== c. one-byte change to {changed_file.relative_to(bench.out)} ({base} and"
-          f" {len(family) - 1} images FROM it)")
-    original = changed_file.read_bytes()
-    changed, reverted = [], []
-    for _ in range(args.change_repeat):
-        for label, content, times in (("c one-byte change", bytes([original[0] ^ 1]), changed),
-                                      ("c revert", original[:1], reverted)):
-            try:
-                changed_file.write_bytes(content + original[1:])
-                elapsed, output = bench.run(label, bench.build_argv())
-            finally:
-                if label == "c one-byte change":
-                    changed_file.write_bytes(original)
-            times.append(elapsed)
-            ran = executed(output)
-            detail = f"expected {len(expected)}, actual {len(ran)} build tasks"
-            missing, extra = sorted(expected - ran), sorted(ran - expected)
-            if missing or extra:
-                detail += f"; missing {missing[:4]}, unexpected {extra[:4]}"
-            bench.row(f"{label}: build tasks", detail, check(ran == expected, "exactly those"))
-    bench.row("c one-byte change: wall time", figure(changed))
-    bench.row("c revert: wall time", figure(reverted))
+    one_byte_change(bench, images, args.change_repeat)
 
     print(f"== e. peak memory of the no-op build ({args.repeat} runs each)")
-    for verify in (False, True):
-        rss = []
-        for _ in range(args.repeat):
-            prefix = ([GNU_TIME, "-f", "maxrss_kb=%M"] if os.path.exists(GNU_TIME)
-                      else [sys.executable, "-c", RSS_CHILD])
-            _, output = bench.run(f"e rss verify={'on' if verify else '0'}",
-                                  [*prefix, *bench.build_argv(verify)])
-            rss.append(int(re.findall(r"maxrss_kb=(\d+)", output)[-1]))
-        bench.row(f"e no-op peak RSS, verify={'on' if verify else '0'}",
-                  figure(rss, "MiB", 1 / 1024))
+    for verify in ("0", "on"):
+        argv = [*GNU_TIME, *bench.build_argv(verify == "on")]
+        outputs = [bench.run(f"e rss verify={verify}", argv)[1] for _ in range(args.repeat)]
+        rss = [int(re.findall(r"maxrss_kb=(\d+)", output)[-1]) for output in outputs]
+        bench.row(f"e no-op peak RSS, verify={verify}", figure(rss, "MiB", 1 / 1024))
 
     print("== d. all-cached `docker buildx bake --push` (after a warm-up bake); it pushes the"
           " same v1 tags, replacing doit's lists, so it runs last")
@@ -210,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.row("d bake, all cached", figure(baked))
     bench.row("d bake / no-op (verify on | verify=0)",
               f"{m_bake / m_on:.1f}x | {m_bake / m_off:.1f}x")
+    elapsed, output = bench.run("d doit after bake", bench.build_argv())
+    bench.row("d doit after bake (republishes its lists)",
+              f"{elapsed:.2f} s, {len(executed(output, 'manifest:'))} lists,"
+              f" {len(executed(output))} builds")
 
+    bench.row("doit runs killed by a signal (retried)", f"{len(bench.crashes)}",
+              "; ".join(bench.crashes[:6]))
     print("\n== figures\n" + "\n".join(f"{s:<44} {v}  {t}" for s, v, t in bench.rows))
     print(f"\n== commands (run in {bench.out})")
     for label, command in bench.commands.items():

@@ -6,6 +6,7 @@ from builders import cache
 from builders.errors import DockerError
 from builders.run import run
 from tasks.manifest import Image
+from tasks.methods import ARCH_NAMESPACES
 from tasks.platforms import Platform
 
 
@@ -18,16 +19,38 @@ def build_argv(image: Image, platform: Platform, iidfile: Path) -> list[str]:
     argv = ["docker", "build"]
     if image.pull:
         argv.append("--pull")
-    argv += ["--platform", str(platform), "-f", str(image.dockerfile)]
-    for name, value in image.build_args:
-        argv += ["--build-arg", f"{name}={value}"]
-    if image.target:
-        argv += ["--target", image.target]
+    argv += ["--platform", str(platform), "-f", str(image.dockerfile_for(platform))]
+    argv += common_flags(image, [platform])
     argv += ["--iidfile", str(iidfile)]
     for ref in image.platform_refs(platform):
         argv += ["-t", ref]
     argv.append(str(image.context))
     return argv
+
+
+def common_flags(image: Image, platforms: list[Platform]) -> list[str]:
+    """Build args, target and attestation flags, the same for `docker build` and buildx.
+
+    With ``arch: build-arg`` the seed's oldest method gets its namespace (`ARCH=arm64v8`);
+    that only works for one platform at a time.
+    """
+    flags = []
+    for name, value in image.build_args:
+        flags += ["--build-arg", f"{name}={value}"]
+    if image.method.arch == "build-arg" and len(platforms) == 1:
+        namespace = ARCH_NAMESPACES[str(platforms[0])]
+        flags += ["--build-arg", f"{image.method.arch_arg}={namespace}"]
+    if image.target:
+        flags += ["--target", image.target]
+    flags += ATTESTATION_FLAGS.get(image.method.attestations, [])
+    return flags
+
+
+ATTESTATION_FLAGS = {
+    "false": ["--provenance=false", "--sbom=false"],
+    "provenance": ["--provenance=true"],
+    "sbom": ["--provenance=true", "--sbom=true"],
+}
 
 
 def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:

@@ -1,6 +1,7 @@
 """Stage two: push one platform's tags through the Engine API (docker SDK)."""
 
 import re
+import time
 from pathlib import Path
 
 from builders import build as build_stage
@@ -56,13 +57,32 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     for tag in tags:
         ref = f"{image.repository}:{tag}"
         local.tag(image.repository, tag)
-        print(f"{prefix}$ docker push {ref}", flush=True)
-        try:
-            stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
-            digests[ref] = _pushed_digest(stream, ref, prefix)
-        except docker.errors.APIError as err:
-            raise DockerError(f"push {ref} failed: {err.explanation or err}") from None
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            print(f"{prefix}$ docker push {ref}", flush=True)
+            try:
+                stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
+                digests[ref] = _pushed_digest(stream, ref, prefix)
+                break
+            except docker.errors.APIError as err:
+                failure = DockerError(f"push {ref} failed: {err.explanation or err}")
+            except DockerError as err:
+                failure = err
+            if attempt == PUSH_ATTEMPTS or not is_retriable_push(failure.message):
+                raise failure
+            print(f"{prefix}{failure.message}; retrying ({attempt}/{PUSH_ATTEMPTS - 1})",
+                  flush=True)
+            time.sleep(attempt)
     return {"digests": digests}
+
+
+PUSH_ATTEMPTS = 3
+_RETRIABLE = ("unexpected status", "status code 5", " 500 ", " 502 ", " 503 ", "connection reset",
+              "EOF", "timeout", "i/o timeout", "invalid checksum digest format")
+
+
+def is_retriable_push(message: str) -> bool:
+    """A registry hiccup that a second push may not meet; auth and name errors are final."""
+    return any(marker in message for marker in _RETRIABLE)
 
 
 def _pushed_digest(stream, ref: str, prefix: str) -> str:

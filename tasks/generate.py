@@ -7,7 +7,7 @@ from doit.exceptions import TaskFailed
 from doit.task import result_dep
 from doit.tools import config_changed
 
-from builders import build, manifest_list, push
+from builders import build, buildx, inspect, manifest_list, push
 from builders.errors import DockerError
 from builders.probe import RegistryProbe
 from tasks import status
@@ -30,6 +30,11 @@ class Run:
     probe: RegistryProbe
     verify: bool = True
 
+    @property
+    def checked_probe(self) -> RegistryProbe | None:
+        """The probe for registry-backed uptodate checks; None with `verify=0`."""
+        return self.probe if self.verify else None
+
     @classmethod
     def of(cls, manifest: Manifest, verify: bool = True) -> "Run":
         probe = RegistryProbe()
@@ -38,6 +43,10 @@ class Run:
             for platform in image.platforms:
                 probe.expect(image.platform_refs(platform))
         return cls(manifest, Inputs(manifest, probe), probe, verify)
+
+
+def _manifest_strategy(manifest: Manifest) -> list[Image]:
+    return [image for image in manifest.images if image.method.strategy == "manifest"]
 
 
 def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
@@ -56,37 +65,86 @@ def _platform_task(image: Image, platform: Platform) -> str:
     return f"{image.name}:{platform}"
 
 
+def published(image: Image) -> str:
+    """The task after which ``image``'s lists are in the registry (what dependents wait for)."""
+    return f"build:{image.name}" if image.method.strategy == "buildx" else f"manifest:{image.name}"
+
+
+def _bases(run: Run, image: Image) -> list[str]:
+    # A base is pulled from the registry (--pull), so its list must be there first.
+    return [published(run.manifest.image(base)) for base in image.depends_on]
+
+
 def build_tasks(run: Run) -> Iterator[dict]:
-    """`build:<image>:<platform>` builds one platform; `build:<image>` runs the whole chain."""
+    """`build:<image>:<platform>` builds one platform; `build:<image>` runs the whole chain.
+
+    With the buildx strategy `build:<image>` is the one buildx build of every platform.
+    Either way it ends by inspecting the lists it published.
+    """
     manifest = run.manifest
     yield {"name": None, "doc": f"build, push and list every image ({_names(manifest)})"}
-    use_cache = manifest.cache == "registry"
     for image in manifest.images:
+        if image.method.strategy == "buildx":
+            yield _buildx_task(run, image)
+            continue
         yield {
             "name": image.name,
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
-            "actions": None,
-            "task_dep": [f"manifest:{image.name}"],
+            "actions": [(step, [inspect.inspect, image])],
+            "uptodate": [result_dep(f"manifest:{image.name}"),
+                         still_in_registry(image.refs, "lists", run.checked_probe)],
+            "verbosity": 2,
         }
         for platform in image.platforms:
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [build.build_or_reuse, image, platform, manifest.state_dir,
-                                    run.inputs, use_cache])],
+                                    run.inputs, manifest.cache == "registry"])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
-                # A base is pulled from the registry (--pull), so its list must be there first.
-                "task_dep": [f"manifest:{base}" for base in image.depends_on],
+                "task_dep": _bases(run, image),
                 "verbosity": 2,
             }
+
+
+def _buildx_task(run: Run, image: Image) -> dict:
+    state_dir = run.manifest.state_dir
+    fallback = None
+    if image.method.fallback == "manifest":
+        def fallback():
+            return buildx.manifest_fallback(image, state_dir, run.inputs)
+    platforms = ",".join(str(p) for p in image.platforms)
+    return {
+        "name": image.name,
+        "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
+        "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
+                            fallback]),
+                    (step, [inspect.inspect, image])],
+        "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
+                     still_in_registry(image.refs, "lists", run.checked_probe)],
+        "task_dep": _bases(run, image),
+        "verbosity": 2,
+    }
+
+
+def inspect_tasks(run: Run) -> Iterator[dict]:
+    """`inspect:<image>`: print each list like `docker manifest inspect --verbose`, and check it."""
+    yield {"name": None, "doc": f"print and check every published list ({_names(run.manifest)})"}
+    for image in run.manifest.images:
+        yield {
+            "name": image.name,
+            "doc": f"check {', '.join(image.refs)} lists exactly {len(image.platforms)} platforms",
+            "actions": [(step, [inspect.inspect, image])],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
 
 
 def push_tasks(run: Run) -> Iterator[dict]:
     """`push:<image>:<platform>` pushes that platform's tags once its image ID changed."""
     manifest = run.manifest
     yield {"name": None, "doc": f"push every per-platform image ({_names(manifest)})"}
-    probe = run.probe if run.verify else None
-    for image in manifest.images:
+    for image in _manifest_strategy(manifest):
         for platform in image.platforms:
             built = f"build:{_platform_task(image, platform)}"
             yield {
@@ -96,7 +154,8 @@ def push_tasks(run: Run) -> Iterator[dict]:
                 "getargs": {"built": (built, None)},
                 "uptodate": [
                     result_dep(built),
-                    still_in_registry(image.platform_refs(platform), "digests", probe),
+                    still_in_registry(image.platform_refs(platform), "digests",
+                                      run.checked_probe),
                 ],
                 "verbosity": 2,
             }
@@ -106,8 +165,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
     """`manifest:<image>` creates and pushes the list once every platform is pushed."""
     manifest = run.manifest
     yield {"name": None, "doc": f"create and push every manifest list ({_names(manifest)})"}
-    probe = run.probe if run.verify else None
-    for image in manifest.images:
+    for image in _manifest_strategy(manifest):
         pushes = [f"push:{_platform_task(image, platform)}" for platform in image.platforms]
         shape = {"refs": list(image.refs), "platforms": [str(p) for p in image.platforms]}
         yield {
@@ -117,7 +175,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),
-                still_in_registry(image.refs, "lists", probe),
+                still_in_registry(image.refs, "lists", run.checked_probe),
             ],
             "verbosity": 2,
         }

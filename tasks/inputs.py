@@ -32,7 +32,9 @@ class Inputs:
     def breakdown(self, image: Image, platform: Platform) -> dict:
         """Every input of one build, by name; the digest is taken over this."""
         parts = {
-            "dockerfile": hashlib.sha256(image.dockerfile.read_bytes()).hexdigest(),
+            "dockerfile": hashlib.sha256(image.dockerfile_for(platform).read_bytes()).hexdigest(),
+            "method": [image.method.strategy, image.method.arch, image.method.arch_arg,
+                       image.method.attestations],
             "context": self.entries(image),
             "build_args": dict(image.build_args),
             "target": image.target,
@@ -148,29 +150,34 @@ def explain(before: dict | None, after: dict) -> list[str]:
 class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
     """doit uptodate checker: True while the build inputs hash as they did last time.
 
+    ``platform`` may be several platforms, for a buildx build that makes them all at once.
     The digest is computed when doit asks, not when tasks are created, so ``doit list``
     reads no context. It never raises: a failure to hash counts as "changed", and the
     build then reports the real problem.
     """
 
-    def __init__(self, image: Image, platform: Platform, inputs: Inputs | None = None):
+    def __init__(self, image: Image, platform: Platform | tuple[Platform, ...],
+                 inputs: Inputs | None = None):
         self.image = image
-        self.platform = platform
+        self.platforms = platform if isinstance(platform, tuple) else (platform,)
         self.inputs = inputs or Inputs()
 
     def __call__(self, task, values) -> bool:
         try:
-            breakdown = self.inputs.breakdown(self.image, self.platform)
-            digest = self.inputs.digest(self.image, self.platform)
+            breakdowns = [self.inputs.breakdown(self.image, p) for p in self.platforms]
+            digests = [self.inputs.digest(self.image, p) for p in self.platforms]
         except (OSError, ValueError):
             return False
+        digest = digests[0] if len(digests) == 1 else "+".join(digests)
 
         def save():
-            self.inputs.record(self.image, self.platform, breakdown)
+            for platform, breakdown in zip(self.platforms, breakdowns, strict=True):
+                self.inputs.record(self.image, platform, breakdown)
             return {"input_digest": digest}
 
         task.value_savers.append(save)
         return values.get("input_digest") == digest
 
     def __repr__(self) -> str:
-        return f"inputs_unchanged({self.image.name!r}, {str(self.platform)!r})"
+        platforms = ", ".join(repr(str(p)) for p in self.platforms)
+        return f"inputs_unchanged({self.image.name!r}, {platforms})"

@@ -12,6 +12,7 @@ import yaml
 from tasks.errors import ManifestError
 from tasks.fields import Fields, exists, kind_of
 from tasks.graph import find_cycle, referenced_images, split_tag
+from tasks.methods import Method, parse_method
 from tasks.platforms import Platform
 from tasks.reference import repository_name, validate_registry, validate_tag
 
@@ -40,6 +41,11 @@ class Image:
     pull: bool = True
     depends_on: tuple[str, ...] = ()  # images of the manifest this one is built FROM
     base_images: tuple[str, ...] = ()  # images from outside the manifest it is built FROM
+    method: Method = Method()
+
+    def dockerfile_for(self, platform: Platform) -> Path:
+        """The Dockerfile one platform is built from (`dockerfiles:` may name its own)."""
+        return self.method.dockerfile(platform, self.dockerfile)
 
     def platform_tags(self, platform: Platform) -> tuple[str, ...]:
         """The seed's per-platform tags: ``v1`` becomes ``v1-arm64``, ``v1-armv7``."""
@@ -63,6 +69,7 @@ class Manifest:
     platforms: tuple[Platform, ...]
     images: tuple[Image, ...]
     cache: str = "registry"  # or "local": never reuse images by content tag
+    builder: str | None = None  # a buildx builder name, or "auto"
 
     def image(self, name: str) -> Image:
         return next(image for image in self.images if image.name == name)
@@ -112,15 +119,18 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     images_raw = fields.mapping(top.get("images"), "images", None)
     if not images_raw:
         raise ManifestError(shown, "images", "no images; add at least one under `images:`")
+    defaults = {name: top[name] for name in METHOD_DEFAULTS if name in top}
     images = tuple(
-        _parse_image(fields, str(name), raw, path.parent, registry, platforms)
+        _parse_image(fields, str(name), raw, path.parent, registry, platforms, defaults)
         for name, raw in images_raw.items()
     )
     images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
     cache = fields.string(top, "cache", "registry")
     if cache not in CACHE_MODES:
         raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
-    return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache)
+    builder = fields.string(top, "builder", None)
+    return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
+                    builder=builder)
 
 
 def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
@@ -144,11 +154,13 @@ def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, .
                 close = difflib.get_close_matches(name, names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise fields.fail(f"{key}[{index}]", f"no image {name!r} in this manifest{hint}")
-        try:
-            text = image.dockerfile.read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
-        refs = referenced_images(text, dict(image.build_args))
+        refs = []
+        for dockerfile in dict.fromkeys(map(image.dockerfile_for, image.platforms)):
+            try:
+                text = dockerfile.read_text(encoding="utf-8", errors="replace")
+            except OSError as err:
+                raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
+            refs += referenced_images(text, dict(image.build_args))
         inferred = [by_ref[split_tag(ref)] for ref in refs if split_tag(ref) in by_ref]
         outside = [ref for ref in refs if split_tag(ref) not in by_ref and _is_reference(ref)]
         depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
@@ -171,7 +183,7 @@ def _is_reference(ref: str) -> bool:
     return True
 
 
-def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> Image:
+def _parse_image(fields, name, raw, base: Path, registry, default_platforms, defaults) -> Image:
     key = f"images.{name}"
     if not _IMAGE_NAME.fullmatch(name):
         raise fields.fail(
@@ -218,7 +230,9 @@ def _parse_image(fields, name, raw, base: Path, registry, default_platforms) -> 
             f"invalid stage name {target!r}: letters, digits, '_', '.', '-'",
         )
     pull = fields.boolean(image, f"{key}.pull", True)
-    return Image(name, context, dockerfile, repository, tags, platforms, args, target, pull)
+    method = parse_method(fields, image, key, defaults, context, platforms)
+    return Image(name, context, dockerfile, repository, tags, platforms, args, target, pull,
+                 method=method)
 
 
 def _parse_tags(fields, image: dict, key: str, platforms) -> tuple[str, ...]:
@@ -251,11 +265,15 @@ def _scalar(fields: Fields, key: str, value) -> str:
     raise fields.fail(key, f"expected a string, got {kind_of(value)}")
 
 
-TOP_KEYS = frozenset({"version", "registry", "platforms", "images", "cache"})
+METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
+TOP_KEYS = frozenset(
+    {"version", "registry", "platforms", "images", "cache", "builder", *METHOD_DEFAULTS}
+)
 CACHE_MODES = ("registry", "local")
 IMAGE_KEYS = frozenset(
     {
         "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",
-        "pull", "depends_on",
+        "pull", "depends_on", "strategy", "arch", "arch_arg", "dockerfiles", "outputs",
+        "attestations", "fallback",
     }
 )

@@ -27,7 +27,8 @@ def test_only_sent_bytes_rebuild(workspace):
 
     (context / "index.html").write_text("<h1>two</h1>\n")
     assert ran(workspace.doit("build")) == sorted(
-        [f"{stage}:web:{p}" for stage in ("build", "push") for p in PLATFORMS] + ["manifest:web"]
+        [f"{stage}:web:{p}" for stage in ("build", "push") for p in PLATFORMS]
+        + ["manifest:web", "build:web"]
     )
     second = raw_manifest(list_ref)
     assert {m["digest"] for m in first["manifests"]}.isdisjoint(

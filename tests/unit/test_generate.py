@@ -75,9 +75,11 @@ def two_images(tmp_path) -> Manifest:
 
 
 def expected_names(images=("demo", "web"), platforms=PLATFORMS, status=False) -> set[str]:
-    names = {"build", "push", "manifest", *(["status"] if status else [])}
+    """Task names; ``status``: as dodo.py lists them, with `status` and `inspect:<image>`."""
+    names = {"build", "push", "manifest", *(["status", "inspect"] if status else [])}
     for image in images:
         names |= {f"build:{image}", f"manifest:{image}"}
+        names |= {f"inspect:{image}"} if status else set()
         names |= {f"{stage}:{image}:{p}" for stage in ("build", "push") for p in platforms}
     return names
 

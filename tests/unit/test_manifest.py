@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import ManifestError
-from tasks.manifest import Image, load_manifest, parse_manifest
+from tasks.manifest import TOP_KEYS, Image, load_manifest, parse_manifest
 from tasks.platforms import Platform
+
+TOP_ALLOWED = ", ".join(sorted(TOP_KEYS))
 
 FILE = "multiarch.yaml"
 AMD64 = Platform("linux", "amd64")
@@ -242,8 +244,8 @@ BAD = [
     # (changes to VALID, key, the message or its start)
     ({"platfroms": ["linux/amd64"]}, "platfroms",
      "unknown key 'platfroms'; did you mean 'platforms'?"
-     " (allowed: cache, images, platforms, registry, version)"),
-    ({"zzz": 1}, "zzz", "unknown key 'zzz' (allowed: cache, images, platforms, registry, version)"),
+     f" (allowed: {TOP_ALLOWED})"),
+    ({"zzz": 1}, "zzz", f"unknown key 'zzz' (allowed: {TOP_ALLOWED})"),
     ({"images.app.dockerfle": "D"}, "images.app.dockerfle",
      "unknown key 'dockerfle'; did you mean 'dockerfile'?"),
     ({"version": DROP}, "version", "missing; write `version: 1`"),

@@ -1,0 +1,84 @@
+"""The buildx strategy: one `docker buildx build --platform a,b --push` per image."""
+
+import json
+from pathlib import Path
+
+from builders import manifest_list
+from builders.build import common_flags
+from builders.errors import DockerError
+from builders.run import run
+from tasks.manifest import Image
+
+# What buildx says when its builder cannot export several platforms at once: the docker
+# driver without the containerd image store (buildx 0.13 words it the first way, the seed's
+# older buildx the second).
+MULTI_PLATFORM_REFUSALS = (
+    "Multi-platform build is not supported for the docker driver",
+    "multiple platforms feature is currently not supported for docker driver",
+)
+ADVICE = (
+    "enable the containerd image store in daemon.json "
+    '("features": {"containerd-snapshotter": true}), or set builder: auto, '
+    "or fallback: manifest"
+)
+
+
+def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -> list[str]:
+    """`docker buildx build` for every platform of ``image`` at once, pushing the list."""
+    argv = ["docker", "buildx", "build"]
+    if builder:
+        argv += ["--builder", builder]
+    if image.pull:
+        argv.append("--pull")
+    argv += ["--platform", ",".join(str(p) for p in image.platforms)]
+    argv += ["-f", str(image.dockerfile)]
+    argv += common_flags(image, list(image.platforms))
+    argv += ["--metadata-file", str(metadata_file)]
+    for ref in image.refs:
+        argv += ["-t", ref]
+    if image.method.pushes:
+        argv.append("--push")
+    argv.append(str(image.context))
+    return argv
+
+
+def refuses_multi_platform(output: str) -> bool:
+    return any(refusal in output for refusal in MULTI_PLATFORM_REFUSALS)
+
+
+def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
+                   fallback=None) -> dict:
+    """Run the one buildx build; return each list's digest as the registry got it.
+
+    A builder that refuses several platforms is reported in one line with what to do, or,
+    given ``fallback`` (a callable running the manifest strategy), handed over to it.
+    """
+    metadata_file = state_dir / "buildx" / f"{image.name}.json"
+    metadata_file.parent.mkdir(parents=True, exist_ok=True)
+    metadata_file.unlink(missing_ok=True)
+    argv = buildx_argv(image, metadata_file, builder)
+    try:
+        run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ")
+    except DockerError as err:
+        if not refuses_multi_platform(err.output):
+            raise
+        if fallback is None:
+            raise DockerError(
+                f"{image.name}: the builder {builder or 'default'} (docker driver) cannot build "
+                f"several platforms at once: {ADVICE}", argv) from None
+        print(f"[{image.name}] the builder cannot build several platforms; "
+              "falling back to the manifest strategy", flush=True)
+        return fallback()
+    metadata = json.loads(metadata_file.read_text())
+    digest = metadata.get("containerimage.digest", "")
+    return {"lists": {ref: digest for ref in image.refs}, "strategy": "buildx"}
+
+
+def manifest_fallback(image: Image, state_dir: Path, inputs) -> dict:
+    """The manifest strategy inline: build and push each platform, then publish the lists."""
+    from builders import build, push
+
+    for platform in image.platforms:
+        built = build.build_or_reuse(image, platform, state_dir, inputs, False)
+        push.push(image, platform, state_dir, built)
+    return {**manifest_list.publish(image), "strategy": "manifest (fallback)"}
