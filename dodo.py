@@ -4,6 +4,7 @@ import os
 
 from doit import get_var, loader
 
+from builders.doctor import doctor_task
 from tasks import generate
 from tasks.load import load_or_exit, manifest_path
 
@@ -37,6 +38,10 @@ def task_manifest():
 
 def task_inspect():
     yield from generate.inspect_tasks(RUN)
+
+
+def task_doctor():
+    return doctor_task(RUN)
 
 
 def task_status():

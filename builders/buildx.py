@@ -1,11 +1,13 @@
 """The buildx strategy: one `docker buildx build --platform a,b --push` per image."""
 
 import json
+import time
 from pathlib import Path
 
 from builders import manifest_list
 from builders.build import common_flags
 from builders.errors import DockerError
+from builders.push import PUSH_ATTEMPTS, is_retriable_push
 from builders.run import run
 from tasks.manifest import Image
 
@@ -42,6 +44,32 @@ def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -
     return argv
 
 
+AUTO_BUILDER = "multiarch"
+
+
+def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
+    """``builder: auto``: the engine's own builder when it can build several platforms (the
+    containerd image store), else a `docker-container` builder made once, with the generated
+    buildkitd.toml when there is one. Any other name is used as given.
+    """
+    if builder != "auto":
+        return builder
+    store = run(["docker", "info", "--format", "{{json .DriverStatus}}"], "docker info",
+                echo=False)
+    if "io.containerd.snapshotter" in store:
+        return None
+    try:
+        run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)
+    except DockerError:
+        argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver",
+                "docker-container"]
+        config = state_dir / "buildkitd.toml"
+        if config.exists():
+            argv += ["--buildkitd-config", str(config)]
+        run(argv, f"create the {AUTO_BUILDER} builder")
+    return AUTO_BUILDER
+
+
 def refuses_multi_platform(output: str) -> bool:
     return any(refusal in output for refusal in MULTI_PLATFORM_REFUSALS)
 
@@ -56,9 +84,9 @@ def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
     metadata_file = state_dir / "buildx" / f"{image.name}.json"
     metadata_file.parent.mkdir(parents=True, exist_ok=True)
     metadata_file.unlink(missing_ok=True)
-    argv = buildx_argv(image, metadata_file, builder)
+    argv = buildx_argv(image, metadata_file, resolve_builder(builder, state_dir))
     try:
-        run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ")
+        _run_with_retries(argv, image)
     except DockerError as err:
         if not refuses_multi_platform(err.output):
             raise
@@ -72,6 +100,20 @@ def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
     metadata = json.loads(metadata_file.read_text())
     digest = metadata.get("containerimage.digest", "")
     return {"lists": {ref: digest for ref in image.refs}, "strategy": "buildx"}
+
+
+def _run_with_retries(argv: list[str], image: Image) -> None:
+    """A registry hiccup during the push re-runs the build, which the cache makes a re-push."""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ")
+            return
+        except DockerError as err:
+            if attempt == PUSH_ATTEMPTS or not is_retriable_push(err.output):
+                raise
+            print(f"[{image.name}] registry error during the push; retrying "
+                  f"({attempt}/{PUSH_ATTEMPTS - 1})", flush=True)
+            time.sleep(attempt)
 
 
 def manifest_fallback(image: Image, state_dir: Path, inputs) -> dict:

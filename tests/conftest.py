@@ -46,6 +46,31 @@ def engine():
         pytest.skip(message)
 
 
+# scripts/engine's second engine: Docker 20.10 with the classic image store.
+CLASSIC = "unix:///run/multiarch-classic/docker.sock"
+ENGINES = {"docker26": None, "docker20": CLASSIC}
+
+
+def require_classic() -> None:
+    """Skip without the classic engine on a laptop; in CI (CI=true) its absence is a failure."""
+    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                          capture_output=True, text=True, env=engine_env(CLASSIC))
+    if info.returncode != 0:
+        said = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        message = f"no classic engine answers at {CLASSIC} ({said}): run `scripts/engine up` first"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine_host(request, engine) -> str | None:
+    """Each engine CI runs: the containerd-store 26 (default socket) and the classic 20.10."""
+    if ENGINES[request.param]:
+        require_classic()
+    return ENGINES[request.param]
+
+
 class Workspace:
     """A folder with its own multiarch.yaml and contexts, driven by the project's dodo.py."""
 
@@ -68,12 +93,13 @@ class Workspace:
         path.write_text(yaml.safe_dump(document))
         return path
 
-    def doit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def doit(self, *args: str, check: bool = True,
+             docker_host: str | None = None) -> subprocess.CompletedProcess:
         command, rest = (args[0], args[1:]) if args[0] in DOIT_COMMANDS else ("run", args)
         argv = [sys.executable, "-m", "doit", command, "-f", str(ROOT / "dodo.py"), *rest,
                 f"manifest={self.path / 'multiarch.yaml'}"]
         result = subprocess.run(argv, capture_output=True, text=True, cwd=self.path,
-                                timeout=600)
+                                timeout=600, env=engine_env(docker_host))
         if check and result.returncode != 0:
             pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n"
                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
@@ -92,7 +118,16 @@ def raw_manifest(ref: str) -> dict | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def docker(*args: str) -> str:
-    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+def engine_env(docker_host: str | None) -> dict[str, str]:
+    """The environment for a docker client talking to ``docker_host`` (None: the default)."""
+    env = dict(os.environ)
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
+    return env
+
+
+def docker(*args: str, docker_host: str | None = None) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300,
+                            env=engine_env(docker_host))
     assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
     return result.stdout

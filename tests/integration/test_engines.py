@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-# scripts/engine's CLASSIC_HOST.
-CLASSIC = "unix:///run/multiarch-classic/docker.sock"
+from tests.conftest import CLASSIC, require_classic
+
 MULTI_PLATFORM_REFUSAL = "Multi-platform build is not supported for the docker driver"
 
 pytestmark = pytest.mark.engine
@@ -30,14 +30,7 @@ def classic(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module", autouse=True)
 def classic_engine(engine):
-    """Skip without the classic engine on a laptop; in CI (CI=true) its absence is a failure."""
-    info = classic("info", "--format", "{{.ServerVersion}}", check=False)
-    if info.returncode != 0:
-        said = (info.stderr.strip().splitlines() or ["no output"])[-1]
-        message = f"no classic engine answers at {CLASSIC} ({said}): run `scripts/engine up` first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
-        pytest.skip(message)
+    require_classic()
 
 
 def test_classic_engine_is_docker_20_10_with_the_classic_image_store():
