@@ -5,7 +5,7 @@ import os
 from doit import get_var, loader
 
 from builders.doctor import doctor_task
-from tasks import generate
+from tasks import exports, generate
 from tasks.load import load_or_exit, manifest_path
 
 INVOKED_IN = loader.initial_workdir or os.getcwd()
@@ -38,6 +38,10 @@ def task_manifest():
 
 def task_inspect():
     yield from generate.inspect_tasks(RUN)
+
+
+def task_export():
+    yield from exports.export_tasks(RUN)
 
 
 def task_doctor():

@@ -55,13 +55,15 @@ class Bench:
                 if on_line:
                     on_line(line)
             process.wait()
-            elapsed += time.perf_counter() - start
+            took = time.perf_counter() - start
+            elapsed += took
             log.write_text("".join(lines))
             if process.returncode >= 0 or attempt == 2:
                 break
-            self.crashes.append(f"{label}: signal {-process.returncode}")
-            print(f"  ! {label}: killed by signal {-process.returncode}; retrying", flush=True)
-            lines.append(f"\n[bench: killed by signal {-process.returncode}, retried]\n")
+            crash = f"{label}: signal {-process.returncode} after {took:.1f} s"
+            self.crashes.append(crash)
+            print(f"  ! {crash}; retrying", flush=True)
+            lines.append(f"\n[bench: {crash}, retried]\n")
         if process.returncode != 0:
             sys.exit(f"\nFAILED ({label}): exit {process.returncode} after {elapsed:.1f} s\n"
                      f"$ {shlex.join(argv)}\n(full log: {log})\n{''.join(lines[-40:])}")

@@ -103,7 +103,7 @@ def parse_method(fields: Fields, image: dict, key: str, defaults: dict, context:
         arch=arch,
         arch_arg=arch_arg,
         dockerfiles=dockerfiles,
-        outputs=_parse_outputs(fields, image, f"{key}.outputs"),
+        outputs=_parse_outputs(fields, image, f"{key}.outputs", platforms),
         attestations=choice("attestations", ATTESTATIONS, None),
         fallback=choice("fallback", FALLBACKS, "none"),
     )
@@ -128,7 +128,7 @@ def _parse_dockerfiles(fields: Fields, image: dict, key: str, context: Path, pla
     return tuple(result)
 
 
-def _parse_outputs(fields: Fields, image: dict, key: str) -> tuple[Output, ...]:
+def _parse_outputs(fields: Fields, image: dict, key: str, platforms) -> tuple[Output, ...]:
     raw = image.get("outputs", [{"type": "registry"}])
     if not isinstance(raw, list) or not raw:
         raise fields.fail(key, "expected a list of outputs like [{type: registry}]")
@@ -148,4 +148,7 @@ def _parse_outputs(fields: Fields, image: dict, key: str) -> tuple[Output, ...]:
         if kind in _NO_DEST and dest is not None:
             raise fields.fail(f"{where}.dest", f"type {kind} writes no files; remove dest")
         outputs.append(Output(kind, dest))
+        if kind == "docker" and dest and len(platforms) > 1 and not outputs[-1].per_platform:
+            raise fields.fail(f"{where}.dest", f"type docker writes one file per platform; put "
+                              f"{{arch}} or {{platform}} in {dest!r}")
     return tuple(outputs)

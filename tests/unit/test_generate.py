@@ -76,7 +76,9 @@ def two_images(tmp_path) -> Manifest:
 
 def expected_names(images=("demo", "web"), platforms=PLATFORMS, status=False) -> set[str]:
     """Task names; ``status``: as dodo.py lists them, with `status` and `inspect:<image>`."""
-    names = {"build", "push", "manifest", *(["status", "inspect", "doctor"] if status else [])}
+    names = {"build", "push", "manifest"}
+    if status:
+        names |= {"status", "inspect", "doctor", "export"}
     for image in images:
         names |= {f"build:{image}", f"manifest:{image}"}
         names |= {f"inspect:{image}"} if status else set()
