@@ -48,5 +48,13 @@ def task_doctor():
     return doctor_task(RUN)
 
 
+def task_registries():
+    return generate.registries_task(RUN)
+
+
+def task_buildkitd():
+    return generate.buildkitd_task(RUN)
+
+
 def task_status():
     return generate.status_task(RUN)

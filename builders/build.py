@@ -68,7 +68,7 @@ def build(image: Image, platform: Platform, state_dir: Path) -> dict:
 
 
 def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
-                   use_registry_cache: bool) -> dict:
+                   use_registry_cache: bool, registries=()) -> dict:
     """The build stage: reuse the registry's image for these exact inputs, else build.
 
     ``inputs`` is the run's tasks.inputs.Inputs; its digest names the content tag.
@@ -76,7 +76,7 @@ def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
     digest = inputs.digest(image, platform)
     if use_registry_cache:
         try:
-            reused = cache.reuse(image, platform, digest)
+            reused = cache.reuse(image, platform, digest, registries)
         except DockerError as err:  # the cache is an optimisation; the build still works
             print(f"[{image.name} {platform}] registry cache skipped: {err.message}", flush=True)
             reused = None

@@ -116,11 +116,12 @@ def _run_with_retries(argv: list[str], image: Image) -> None:
             time.sleep(attempt)
 
 
-def manifest_fallback(image: Image, state_dir: Path, inputs) -> dict:
+def manifest_fallback(image: Image, state_dir: Path, inputs,
+                      insecure_hosts: frozenset[str] = frozenset()) -> dict:
     """The manifest strategy inline: build and push each platform, then publish the lists."""
     from builders import build, push
 
     for platform in image.platforms:
         built = build.build_or_reuse(image, platform, state_dir, inputs, False)
         push.push(image, platform, state_dir, built)
-    return {**manifest_list.publish(image), "strategy": "manifest (fallback)"}
+    return {**manifest_list.publish(image, insecure_hosts), "strategy": "manifest (fallback)"}

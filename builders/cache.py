@@ -6,7 +6,7 @@ which costs two requests per tag instead of a build and a push.
 """
 
 from builders.probe import locate
-from builders.registry import Registry, is_loopback
+from builders.registry import connect
 from tasks.manifest import Image
 from tasks.platforms import Platform
 
@@ -18,15 +18,14 @@ def content_tag(input_digest: str) -> str:
     return CONTENT_TAG_PREFIX + input_digest.removeprefix("sha256:")[:32]
 
 
-def reuse(image: Image, platform: Platform, input_digest: str,
-          insecure_hosts: frozenset[str] = frozenset()) -> dict | None:
+def reuse(image: Image, platform: Platform, input_digest: str, registries=()) -> dict | None:
     """Point every per-platform tag at the cached image, if the registry has one.
 
     Returns what the build and push stages would have: the image digest and the digest of
     each tag; None when there is nothing to reuse.
     """
     host, path, _ = locate(image.repository)
-    registry = Registry(host, is_loopback(host) or host in insecure_hosts)
+    registry = connect(host, registries)
     cached = registry.get(path, content_tag(input_digest))
     if cached is None:
         return None

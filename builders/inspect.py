@@ -4,7 +4,7 @@ import json
 
 from builders.errors import DockerError
 from builders.probe import locate
-from builders.registry import Registry, is_loopback
+from builders.registry import connect
 from tasks.manifest import Image
 from tasks.platforms import parse_platform
 
@@ -22,13 +22,13 @@ def _platform(entry: dict) -> str:
                                   fields.get("variant"))))
 
 
-def describe(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> list[str]:
+def describe(image: Image, registries=()) -> list[str]:
     """Print-ready lines for every tag's list; raise DockerError when one is not what we declared.
 
     Attestation entries (`unknown/unknown`) are shown but not counted as platforms.
     """
     host, path, _ = locate(image.repository)
-    registry = Registry(host, is_loopback(host) or host in insecure_hosts)
+    registry = connect(host, registries)
     declared = {str(p) for p in image.platforms}
     lines, problems = [], []
     for tag in image.tags:
@@ -66,9 +66,9 @@ def describe(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> list
     return lines
 
 
-def inspect(image: Image) -> dict:
+def inspect(image: Image, registries=()) -> dict:
     """The inspect stage: print the lists, fail on a mismatch; return each list's digest."""
-    lines = describe(image)
+    lines = describe(image, registries)
     for line in lines:
         print(f"[{image.name}] {line}", flush=True)
     return {"lists": {line.split()[0]: line.split()[1] for line in lines if not line[0].isspace()}}

@@ -21,10 +21,10 @@ _LIST_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64})\s*$", re.MULTILINE)
 _LOOPBACK = re.compile(r"(localhost|127(\.\d+){3}|\[::1\])(:\d+)?")
 
 
-def needs_insecure(repository: str) -> bool:
+def needs_insecure(repository: str, insecure_hosts: frozenset[str] = frozenset()) -> bool:
     """The CLI, unlike the engine, speaks plain HTTP only when told, even to loopback."""
     host, _ = split_domain(repository)
-    return bool(_LOOPBACK.fullmatch(host))
+    return bool(_LOOPBACK.fullmatch(host)) or host in insecure_hosts
 
 
 def _flag(insecure: bool) -> list[str]:
@@ -107,13 +107,13 @@ def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, 
     return children
 
 
-def publish(image: Image) -> dict:
+def publish(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> dict:
     """Create and push ``repository:tag`` for every tag; return each list's digest.
 
     Every child of every list is resolved before the first list is pushed, so a missing
     platform stops the stage with nothing half-published.
     """
-    insecure = needs_insecure(image.repository)
+    insecure = needs_insecure(image.repository, insecure_hosts)
     prefix = f"[{image.name}] "
     planned = {tag: resolve_children(image, tag, insecure) for tag in image.tags}
     lists = {}

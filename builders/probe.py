@@ -5,7 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from builders.errors import DockerError
-from builders.registry import Registry, is_loopback
+from builders.registry import Registry, connect
 from tasks.platforms import Platform, parse_platform
 from tasks.reference import split_domain
 
@@ -49,8 +49,9 @@ class RegistryProbe:
     will need at once (``expect``), on a thread pool, and later ones are answered from memory.
     """
 
-    def __init__(self, insecure_hosts: frozenset[str] = frozenset()):
-        self.insecure_hosts = insecure_hosts
+    def __init__(self, registries=()):
+        self.registries_settings = registries
+        self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
         self.expected: set[str] = set()
         self.digests: dict[str, str | None] = {}
         self.platform_digests: dict[tuple[str, Platform], str | None] = {}
@@ -79,11 +80,11 @@ class RegistryProbe:
 
     def registries(self, host: str) -> list[Registry]:
         if host != "docker.io":
-            insecure = is_loopback(host) or host in self.insecure_hosts
-            return [Registry(host, insecure)]
+            return [connect(host, self.registries_settings)]
         if self._mirrors is None:
             self._mirrors = engine_mirrors()
-        mirrors = [Registry(m, is_loopback(m) or m in self.insecure_hosts) for m in self._mirrors]
+        declared = [m for r in self.registries_settings if r.host == "docker.io" for m in r.mirrors]
+        mirrors = [connect(m, self.registries_settings) for m in [*declared, *self._mirrors]]
         return [*mirrors, Registry(DOCKER_HUB)]
 
     def _head(self, ref: str) -> str | None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from builders import build as build_stage
 from builders.cache import content_tag
 from builders.errors import DockerError
+from builders.preflight import explain_push_failure
+from builders.probe import locate
 from tasks.manifest import Image
 from tasks.platforms import Platform
 
@@ -67,6 +69,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
                 failure = DockerError(f"push {ref} failed: {err.explanation or err}")
             except DockerError as err:
                 failure = err
+            failure.message = explain_push_failure(failure.message, locate(ref)[0])
             if attempt == PUSH_ATTEMPTS or not is_retriable_push(failure.message):
                 raise failure
             print(f"{prefix}{failure.message}; retrying ({attempt}/{PUSH_ATTEMPTS - 1})",

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import ssl
 import subprocess
 import urllib.error
 import urllib.parse
@@ -59,18 +60,57 @@ def docker_config_credentials(host: str) -> tuple[str, str] | None:
     return None
 
 
+def connect(host: str, registries=()) -> "Registry":
+    """A client for ``host`` with the manifest's settings (tasks.registries.RegistrySettings):
+    plain HTTP for loopback and declared-insecure hosts, a private CA where one is named."""
+    settings = next((r for r in registries if r.host == host), None)
+    insecure = is_loopback(host) or bool(settings and settings.insecure)
+    return Registry(host, insecure, settings.ca if settings else None)
+
+
 @dataclass
 class Registry:
     """One registry host; ``insecure`` means plain HTTP, as the engine speaks to loopback."""
 
     host: str
     insecure: bool = False
+    ca: Path | None = None
     _token: str | None = field(default=None, repr=False)
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.insecure or self.ca is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca))
 
     @property
     def base_url(self) -> str:
         scheme = "http" if self.insecure else "https"
         return f"{scheme}://{self.host}"
+
+    def ping(self) -> None:
+        """GET /v2/ with the user's credentials: raise one clear DockerError if the registry is
+        down, speaks another protocol, or refuses the credentials."""
+        url = f"{self.base_url}/v2/"
+        for attempt in range(2):
+            request = urllib.request.Request(url)
+            if self._token:
+                request.add_header("Authorization", self._token)
+            try:
+                with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context()):
+                    return
+            except urllib.error.HTTPError as err:
+                if err.code == 401 and attempt == 0:
+                    self._token = self._authorize(err.headers.get("WWW-Authenticate", ""))
+                    if self._token:
+                        continue
+                if err.code == 401:
+                    raise DockerError(f"registry {self.host} refuses the credentials of "
+                                      f"`docker login {self.host}`") from None
+                raise DockerError(f"registry {self.host}: /v2/ answered {err.code}") from None
+            except (urllib.error.URLError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                raise DockerError(f"registry {self.host} is unreachable ({self.base_url}): "
+                                  f"{reason}") from None
 
     def head(self, path: str, reference: str) -> str | None:
         """The digest ``path:reference`` points at, or None when the registry has no such tag."""
@@ -103,7 +143,8 @@ class Registry:
             if self._token:
                 request.add_header("Authorization", self._token)
             try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                with urllib.request.urlopen(request, timeout=TIMEOUT,
+                                            context=self._context()) as response:
                     return dict(response.headers), response.read()
             except urllib.error.HTTPError as err:
                 if err.code == 404:
@@ -135,7 +176,8 @@ class Registry:
         if basic:
             request.add_header("Authorization", basic)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=TIMEOUT,
+                                        context=self._context()) as response:
                 answer = json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError):
             return None

@@ -7,13 +7,14 @@ from doit.exceptions import TaskFailed
 from doit.task import result_dep
 from doit.tools import config_changed
 
-from builders import build, buildx, inspect, manifest_list, push
+from builders import build, buildx, inspect, manifest_list, preflight, push
 from builders.errors import DockerError
 from builders.probe import RegistryProbe
 from tasks import status
 from tasks.inputs import Inputs, inputs_unchanged
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
+from tasks.registries import buildkitd_config, write_buildkitd_toml
 from tasks.uptodate import still_in_registry
 
 
@@ -37,7 +38,7 @@ class Run:
 
     @classmethod
     def of(cls, manifest: Manifest, verify: bool = True) -> "Run":
-        probe = RegistryProbe()
+        probe = RegistryProbe(manifest.registries)
         for image in manifest.images:
             probe.expect(image.refs)
             for platform in image.platforms:
@@ -90,7 +91,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
-            "actions": [(step, [inspect.inspect, image])],
+            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
             "uptodate": [result_dep(f"manifest:{image.name}"),
                          still_in_registry(image.refs, "lists", run.checked_probe)],
             "verbosity": 2,
@@ -100,9 +101,11 @@ def build_tasks(run: Run) -> Iterator[dict]:
                 "name": _platform_task(image, platform),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [build.build_or_reuse, image, platform, manifest.state_dir,
-                                    run.inputs, manifest.cache == "registry"])],
+                                    run.inputs, manifest.cache == "registry",
+                                    manifest.registries])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 "task_dep": _bases(run, image),
+                "setup": ["registries"],
                 "verbosity": 2,
             }
 
@@ -112,17 +115,20 @@ def _buildx_task(run: Run, image: Image) -> dict:
     fallback = None
     if image.method.fallback == "manifest":
         def fallback():
-            return buildx.manifest_fallback(image, state_dir, run.inputs)
+            return buildx.manifest_fallback(image, state_dir, run.inputs,
+                                            run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
     return {
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
         "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
                             fallback]),
-                    (step, [inspect.inspect, image])],
+                    (step, [inspect.inspect, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
                      still_in_registry(image.refs, "lists", run.checked_probe)],
-        "task_dep": _bases(run, image),
+        "task_dep": _bases(run, image)
+        + (["buildkitd"] if run.manifest.builder == "auto" else []),
+        "setup": ["registries"],
         "verbosity": 2,
     }
 
@@ -134,7 +140,7 @@ def inspect_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"check {', '.join(image.refs)} lists exactly {len(image.platforms)} platforms",
-            "actions": [(step, [inspect.inspect, image])],
+            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
             "uptodate": [False],
             "verbosity": 2,
         }
@@ -152,6 +158,7 @@ def push_tasks(run: Run) -> Iterator[dict]:
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
                 "actions": [(step, [push.push, image, platform, manifest.state_dir])],
                 "getargs": {"built": (built, None)},
+                "setup": ["registries"],
                 "uptodate": [
                     result_dep(built),
                     still_in_registry(image.platform_refs(platform), "digests",
@@ -171,7 +178,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"docker manifest create/push {', '.join(image.refs)}",
-            "actions": [(step, [manifest_list.publish, image])],
+            "actions": [(step, [manifest_list.publish, image, manifest.insecure_hosts])],
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),
@@ -187,5 +194,29 @@ def status_task(run: Run) -> dict:
         "doc": "per image and platform: up to date, or what changed; and what the registry has",
         "actions": [(status.print_report, [run.manifest, run.inputs, run.probe])],
         "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def registries_task(run: Run) -> dict:
+    """`registries`: a /v2/ probe of each registry, run (as a doit setup task) only before a
+    build or push that will really happen."""
+    hosts = ", ".join(preflight.registry_hosts(run.manifest)) or "none"
+    return {
+        "doc": f"check that the registries answer and accept your credentials ({hosts})",
+        "actions": [(step, [preflight.preflight, run.manifest])],
+        "uptodate": [False],
+    }
+
+
+def buildkitd_task(run: Run) -> dict:
+    """`buildkitd`: BuildKit's registry settings, rewritten only when `registries:` changes."""
+    path = run.manifest.state_dir / "buildkitd.toml"
+    return {
+        "doc": f"write {path.name} for buildx builders from the registries section",
+        "actions": [(write_buildkitd_toml, [run.manifest.registries, path])],
+        "targets": [str(path)],
+        "uptodate": [config_changed(buildkitd_config(run.manifest.registries))],
+        "clean": True,
         "verbosity": 2,
     }

@@ -15,6 +15,7 @@ from tasks.graph import find_cycle, referenced_images, split_tag
 from tasks.methods import Method, parse_method
 from tasks.platforms import Platform
 from tasks.reference import repository_name, validate_registry, validate_tag
+from tasks.registries import RegistrySettings, parse_registries
 
 MANIFEST_VERSION = 1
 DEFAULT_TAGS = ("latest",)
@@ -70,6 +71,15 @@ class Manifest:
     images: tuple[Image, ...]
     cache: str = "registry"  # or "local": never reuse images by content tag
     builder: str | None = None  # a buildx builder name, or "auto"
+    registries: tuple[RegistrySettings, ...] = ()
+
+    @property
+    def insecure_hosts(self) -> frozenset[str]:
+        """Registries to speak plain HTTP (or unverified TLS) to, as the manifest declares."""
+        return frozenset(r.host for r in self.registries if r.insecure)
+
+    def ca_for(self, host: str) -> Path | None:
+        return next((r.ca for r in self.registries if r.host == host), None)
 
     def image(self, name: str) -> Image:
         return next(image for image in self.images if image.name == name)
@@ -129,7 +139,9 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     if cache not in CACHE_MODES:
         raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
     builder = fields.string(top, "builder", None)
+    registries = parse_registries(fields, top.get("registries"), path.parent)
     return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
+                    registries=registries,
                     builder=builder)
 
 
@@ -267,7 +279,8 @@ def _scalar(fields: Fields, key: str, value) -> str:
 
 METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
 TOP_KEYS = frozenset(
-    {"version", "registry", "platforms", "images", "cache", "builder", *METHOD_DEFAULTS}
+    {"version", "registry", "platforms", "images", "cache", "builder", "registries",
+     *METHOD_DEFAULTS}
 )
 CACHE_MODES = ("registry", "local")
 IMAGE_KEYS = frozenset(

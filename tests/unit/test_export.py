@@ -47,6 +47,7 @@ def doit_tasks(tmp_path: Path, *images: Image) -> dict:
         "task_push": lambda: generate.push_tasks(run),
         "task_manifest": lambda: generate.manifest_tasks(run),
         "task_export": lambda: exports.export_tasks(run),
+        "task_registries": lambda: generate.registries_task(run),
     })
     TaskControl(tasks)  # raises InvalidTask for a task_dep naming no task, or shared targets
     return {task.name: task for task in tasks if task.name.startswith("export")}

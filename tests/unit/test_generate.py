@@ -16,7 +16,7 @@ from doit.doit_cmd import DoitMain
 from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
 
-from builders import build, manifest_list, push
+from builders import build, inspect, manifest_list, preflight, push
 from builders.errors import DockerError
 from tasks import generate
 from tasks.context import context_digest
@@ -59,6 +59,7 @@ def namespace(manifest: Manifest, **config) -> dict:
         "task_build": lambda: generate.build_tasks(run),
         "task_push": lambda: generate.push_tasks(run),
         "task_manifest": lambda: generate.manifest_tasks(run),
+        "task_registries": lambda: generate.registries_task(run),
     }
 
 
@@ -76,9 +77,9 @@ def two_images(tmp_path) -> Manifest:
 
 def expected_names(images=("demo", "web"), platforms=PLATFORMS, status=False) -> set[str]:
     """Task names; ``status``: as dodo.py lists them, with `status` and `inspect:<image>`."""
-    names = {"build", "push", "manifest"}
+    names = {"build", "push", "manifest", "registries"}
     if status:
-        names |= {"status", "inspect", "doctor", "export"}
+        names |= {"status", "inspect", "doctor", "export", "buildkitd"}
     for image in images:
         names |= {f"build:{image}", f"manifest:{image}"}
         names |= {f"inspect:{image}"} if status else set()
@@ -89,9 +90,9 @@ def expected_names(images=("demo", "web"), platforms=PLATFORMS, status=False) ->
 # ---------------------------------------------------------------- names and dependencies
 
 
-def test_two_images_three_platforms_make_19_tasks(two_images):
+def test_two_images_three_platforms_make_20_tasks(two_images):
     tasks = load_tasks(namespace(two_images))
-    assert len(tasks) == 3 + 2 * 2 + 2 * 3 * 2
+    assert len(tasks) == 3 + 2 * 2 + 2 * 3 * 2 + 1  # groups, image tasks, platforms, registries
     names = {task.name for task in tasks}
     assert names == expected_names()
     assert {"build:demo:linux/arm/v7", "push:web:linux/arm/v7", "manifest:web"} <= names
@@ -160,7 +161,7 @@ def fake_stages(monkeypatch):
     calls: list[str] = []
     ids: dict[str, str] = {}
 
-    def fake_build(image, platform, state_dir, inputs, use_registry_cache):
+    def fake_build(image, platform, state_dir, inputs, use_registry_cache, registries=()):
         calls.append(f"build:{image.name}:{platform}")
         return {
             "image_id": ids.get(str(platform), "sha256:1"),
@@ -175,13 +176,15 @@ def fake_stages(monkeypatch):
             }
         }
 
-    def fake_publish(image):
+    def fake_publish(image, insecure_hosts=frozenset()):
         calls.append(f"manifest:{image.name}")
         return {"lists": {}}
 
     monkeypatch.setattr(build, "build_or_reuse", fake_build)
     monkeypatch.setattr(push, "push", fake_push)
     monkeypatch.setattr(manifest_list, "publish", fake_publish)
+    monkeypatch.setattr(inspect, "inspect", lambda image, registries=(): {"lists": {}})
+    monkeypatch.setattr(preflight, "preflight", lambda manifest: None)
     return SimpleNamespace(calls=calls, ids=ids)
 
 
@@ -220,12 +223,13 @@ def test_doit_runs_builds_then_pushes_then_the_list_and_skips_what_is_unchanged(
     (image.context / "app.sh").write_text("echo hellO\n")
     fake_stages.ids["linux/arm64"] = "sha256:2"
     assert run_doit(manifest, db, "build:demo") == 0
-    assert calls == [
+    assert sorted(calls) == [
         "build:demo:linux/amd64",
         "build:demo:linux/arm64",
-        "push:demo:linux/arm64",
         "manifest:demo",
+        "push:demo:linux/arm64",
     ]
+    assert calls[-1] == "manifest:demo"
     capsys.readouterr()
 
 
