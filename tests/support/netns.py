@@ -1,0 +1,94 @@
+"""A "remote" host for tests: a network namespace joined to this one by a veth pair.
+
+Docker trusts only 127.0.0.0/8 as insecure by default, so a loopback registry proves nothing
+about self-hosted registries. Tests that need one at a real, non-loopback address run it here,
+at 10.77.0.2 (this side: 10.77.0.1). Only addresses inside the namespace that this helper made
+are ever used.
+"""
+
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+NAMESPACE = "ma-remote"
+HOST_SIDE, REMOTE_SIDE = "ma-veth-h", "ma-veth-r"
+HOST_IP, REMOTE_IP = "10.77.0.1", "10.77.0.2"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+class RemoteHost:
+    """The namespace, its veth pair, and the processes started inside it."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+
+    def up(self) -> "RemoteHost":
+        self.down()  # whatever an interrupted run left behind
+        _ip("netns", "add", NAMESPACE)
+        _ip("link", "add", HOST_SIDE, "type", "veth", "peer", "name", REMOTE_SIDE)
+        _ip("link", "set", REMOTE_SIDE, "netns", NAMESPACE)
+        _ip("addr", "add", f"{HOST_IP}/24", "dev", HOST_SIDE)
+        _ip("link", "set", HOST_SIDE, "up")
+        self.run("ip", "addr", "add", f"{REMOTE_IP}/24", "dev", REMOTE_SIDE)
+        self.run("ip", "link", "set", REMOTE_SIDE, "up")
+        self.run("ip", "link", "set", "lo", "up")
+        return self
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", NAMESPACE, *argv], capture_output=True,
+                              text=True, check=True)
+
+    def start(self, *argv: str, log: Path) -> subprocess.Popen:
+        with open(log, "ab") as out:
+            process = subprocess.Popen(["ip", "netns", "exec", NAMESPACE, *argv], stdout=out,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def down(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        _ip("netns", "del", NAMESPACE, check=False)
+        _ip("link", "del", HOST_SIDE, check=False)
+
+
+def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, Path] | None = None,
+                   htpasswd: Path | None = None) -> str:
+    """Run docker-registry inside the namespace on ``port``; return its host:port once it answers.
+
+    ``tls`` is (certificate, key); ``htpasswd`` a bcrypt htpasswd file for basic auth.
+    """
+    lines = ["version: 0.1", "log:", "  level: warn", "storage:", "  inmemory: {}",
+             "http:", f"  addr: {REMOTE_IP}:{port}"]
+    if tls:
+        lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+    if htpasswd:
+        lines += ["auth:", "  htpasswd:", "    realm: multiarch-tests", f"    path: {htpasswd}"]
+    config = folder / f"registry-{port}.yml"
+    config.write_text("\n".join(lines) + "\n")
+    host.start("docker-registry", "serve", str(config), log=folder / f"registry-{port}.log")
+    address = f"{REMOTE_IP}:{port}"
+    scheme = "https" if tls else "http"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            context = ssl._create_unverified_context() if tls else None
+            urllib.request.urlopen(f"{scheme}://{address}/v2/", timeout=2, context=context)
+            return address
+        except urllib.error.HTTPError as err:
+            if err.code == 401:
+                return address
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the registry at {address} did not answer; see {folder}")
