@@ -44,14 +44,14 @@ class Bench:
     def run(self, label: str, argv: list[str], on_line=None, fail_ok=False) -> tuple[float, str]:
         """Run ``argv`` in OUT, output merged and kept in .bench-logs/; exit on a failure.
 
-        A run killed by a signal (doit crashed) is noted and retried up to twice; the times
+        A run killed by a signal (doit crashed) is noted and retried up to 4 times; the times
         and outputs of the attempts are added up, so task counts stay whole.
         """
         self.commands.setdefault(label, argv)
         elapsed, lines = 0.0, []
         self.runs += 1
         log = self.logs / f"{self.runs:03d}-{label.replace(' ', '-')}.log"
-        for attempt in range(3):
+        for attempt in range(5):
             start = time.perf_counter()
             process = subprocess.Popen(argv, cwd=self.out, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -63,7 +63,7 @@ class Bench:
             took = time.perf_counter() - start
             elapsed += took
             log.write_text("".join(lines))
-            if self.returncode >= 0 or attempt == 2:
+            if self.returncode >= 0 or attempt == 4:
                 break
             crash = f"{label}: signal {-self.returncode} after {took:.1f} s"
             self.crashes.append(crash)

@@ -43,6 +43,8 @@ def common_flags(image: Image, platforms: list[Platform]) -> list[str]:
     if image.target:
         flags += ["--target", image.target]
     flags += ATTESTATION_FLAGS.get(image.method.attestations, [])
+    for secret_id, path in image.method.secrets:
+        flags += ["--secret", f"id={secret_id},src={path}"]
     return flags
 
 

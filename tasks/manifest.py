@@ -242,7 +242,7 @@ def _parse_image(fields, name, raw, base: Path, registry, default_platforms, def
             f"invalid stage name {target!r}: letters, digits, '_', '.', '-'",
         )
     pull = fields.boolean(image, f"{key}.pull", True)
-    method = parse_method(fields, image, key, defaults, context, platforms)
+    method = parse_method(fields, image, key, defaults, context, platforms, base)
     return Image(name, context, dockerfile, repository, tags, platforms, args, target, pull,
                  method=method)
 
@@ -287,6 +287,6 @@ IMAGE_KEYS = frozenset(
     {
         "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",
         "pull", "depends_on", "strategy", "arch", "arch_arg", "dockerfiles", "outputs",
-        "attestations", "fallback",
+        "attestations", "fallback", "secrets",
     }
 )

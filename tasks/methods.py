@@ -1,5 +1,6 @@
 """How an image is built: strategy, how the architecture reaches the Dockerfile, exporters."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ ATTESTATIONS = ("false", "provenance", "sbom")
 OUTPUT_TYPES = ("registry", "image", "docker", "oci", "local", "tar", "cacheonly")
 _NEEDS_DEST = ("oci", "local", "tar")
 _NO_DEST = ("registry", "image", "cacheonly")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 # Docker Hub's per-architecture namespaces (https://github.com/docker-library/official-images
 # #architectures-other-than-amd64), for `FROM ${ARCH}/busybox`.
@@ -62,6 +64,7 @@ class Method:
     outputs: tuple[Output, ...] = (Output("registry"),)
     attestations: str | None = None
     fallback: str = "none"
+    secrets: tuple[tuple[str, Path], ...] = ()  # BuildKit --secret id=…,src=…; never hashed
 
     def dockerfile(self, platform: Platform, default: Path) -> Path:
         return dict(self.dockerfiles).get(platform, default)
@@ -72,7 +75,7 @@ class Method:
 
 
 def parse_method(fields: Fields, image: dict, key: str, defaults: dict, context: Path,
-                 platforms: tuple[Platform, ...]) -> Method:
+                 platforms: tuple[Platform, ...], base: Path) -> Method:
     """The build method of one image, its keys falling back to the top level's."""
 
     def choice(name: str, allowed: tuple, default):
@@ -106,7 +109,26 @@ def parse_method(fields: Fields, image: dict, key: str, defaults: dict, context:
         outputs=_parse_outputs(fields, image, f"{key}.outputs", platforms),
         attestations=choice("attestations", ATTESTATIONS, None),
         fallback=choice("fallback", FALLBACKS, "none"),
+        secrets=_parse_secrets(fields, image, f"{key}.secrets", base),
     )
+
+
+def _parse_secrets(fields: Fields, image: dict, key: str, base: Path):
+    """`secrets: {id: file}`: mounted with `RUN --mount=type=secret,id=…`, never build args,
+    so the value reaches no layer, log or state; the file is relative to multiarch.yaml."""
+    raw = fields.mapping(image.get("secrets"), key, None)
+    secrets = []
+    for secret_id, name in raw.items():
+        where = f"{key}.{secret_id}"
+        if not _SECRET_ID.fullmatch(secret_id):
+            raise fields.fail(where, "a secret id is letters, digits, '_', '.' and '-'")
+        if not isinstance(name, str) or not name:
+            raise fields.fail(where, "expected the path of the file holding the secret")
+        path = base / name
+        if not exists(path.is_file):
+            raise fields.fail(where, f"no such file: {path}")
+        secrets.append((secret_id, path))
+    return tuple(secrets)
 
 
 def _parse_dockerfiles(fields: Fields, image: dict, key: str, context: Path, platforms):
