@@ -58,15 +58,23 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
                 echo=False)
     if "io.containerd.snapshotter" in store:
         return None
+    config = state_dir / "buildkitd.toml"
+    made_from = state_dir / "builder-config"
+    wanted = config.read_text() if config.exists() else ""
     try:
         run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)
+        exists = True
     except DockerError:
-        argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver",
-                "docker-container"]
-        config = state_dir / "buildkitd.toml"
-        if config.exists():
-            argv += ["--buildkitd-config", str(config)]
-        run(argv, f"create the {AUTO_BUILDER} builder")
+        exists = False
+    if exists and made_from.exists() and made_from.read_text() == wanted:
+        return AUTO_BUILDER
+    if exists:  # BuildKit reads buildkitd.toml only when the builder is created
+        run(["docker", "buildx", "rm", AUTO_BUILDER], f"remove the {AUTO_BUILDER} builder")
+    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container"]
+    if wanted:
+        argv += ["--buildkitd-config", str(config)]
+    run(argv, f"create the {AUTO_BUILDER} builder")
+    made_from.write_text(wanted)
     return AUTO_BUILDER
 
 

@@ -153,3 +153,21 @@ def test_buildx_accepts_the_generated_buildkitd_toml(workspace, http_registry):
         assert name in docker("buildx", "ls")
     finally:
         docker("buildx", "rm", name)
+
+
+def test_refused_credentials_stop_the_run_before_building(workspace, tls_registry):
+    address, ca = tls_registry
+    (workspace.path / "certs").mkdir()
+    shutil.copy(ca, workspace.path / "certs" / "corp-ca.pem")
+    demo(workspace, f"{address}/{workspace.namespace}/demo", {address: {"ca": "certs/corp-ca.pem"}})
+    subprocess.run(["docker", "logout", address], check=True, capture_output=True)
+    try:
+        result = workspace.doit("build", check=False)
+    finally:
+        subprocess.run(["docker", "login", address, "-u", USER, "--password-stdin"],
+                       input=PASSWORD, text=True, check=True, capture_output=True)
+
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"registry {address} refuses the credentials of `docker login {address}`" in said
+    assert "$ docker build" not in said
