@@ -6,7 +6,8 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 
 
 def ran(result) -> set[str]:
-    return {line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  ")}
+    return {line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  ")
+            and not line.startswith(".  registries")}
 
 
 def chain(workspace):

@@ -9,7 +9,8 @@ PLATFORMS = ["linux/amd64", "linux/arm64"]
 
 
 def ran(result) -> list[str]:
-    return sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  "))
+    return sorted(line.split()[1] for line in result.stdout.splitlines() if line.startswith(".  ")
+                  and not line.startswith(".  registries"))
 
 
 def web(workspace, cache: str | None = None) -> str:
