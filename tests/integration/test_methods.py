@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import ROOT, docker, raw_manifest
+from tests.conftest import CLASSIC, ROOT, docker, raw_manifest, require_classic
 
 SEED = ROOT / "tests" / "fixtures" / "seed"
 UNAME = {"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm/v7": "armv7l"}
@@ -93,12 +93,12 @@ def test_buildx_strategy_on_the_containerd_store(workspace, engine):
             and not line.startswith(".  registries")] == []
 
 
-def test_buildx_strategy_on_the_docker_driver_says_what_to_do(workspace, engine_host):
-    if engine_host is None:
-        pytest.skip("the containerd store builds several platforms; nothing to refuse")
+def test_buildx_strategy_on_the_docker_driver_says_what_to_do(workspace):
+    """Docker 20.10's docker driver (the classic store) refuses several platforms at once."""
+    require_classic()
     seed_workspace(workspace, {"strategy": "buildx"}, ["linux/amd64", "linux/arm64"])
 
-    result = workspace.doit("build", docker_host=engine_host, check=False)
+    result = workspace.doit("build", docker_host=CLASSIC, check=False)
 
     assert result.returncode != 0
     said = result.stdout + result.stderr
