@@ -182,6 +182,7 @@ def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[t
     skipped = {(s.st_dev, s.st_ino) for s in (os.stat(p) for p in skip if os.path.isdir(p))}
 
     sent_parents: set[str] = set()
+    matching = bool(matcher.patterns)  # no .dockerignore: every entry is sent, nothing to match
 
     def visit(folder: str, relative: str, parents: list[bool], pending: tuple, excluded: bool):
         try:
@@ -199,7 +200,7 @@ def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[t
                 continue  # sockets, pipes, devices: not sent
             if kind == "dir" and (info.st_dev, info.st_ino) in skipped:
                 continue
-            hit, results = matcher._matches(path, parents)
+            hit, results = matcher._matches(path, parents) if matching else (False, [])
             if hit and kind == "dir" and prune and not matcher.may_include_below(path):
                 continue
             if not hit:  # an excluded parent is sent once something inside it is
@@ -231,6 +232,7 @@ class StatCache:
             entries = json.loads(path.read_text())["entries"] if path else {}
             if all(isinstance(v, list) and len(v) == 5 for v in entries.values()):
                 self.entries = entries
+        self._saved = dict(self.entries)
 
     def file_digest(self, context: Path, relative: str) -> str:
         """sha256 of one file, read only when its stat key differs from the cached one."""
@@ -254,6 +256,9 @@ class StatCache:
         if self.path is None:
             return
         entries = {k: v for k, v in self.entries.items() if k in self._used}
+        if entries == self._saved:
+            return  # a no-op run writes nothing
+        self._saved = entries
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(json.dumps({"version": 1, "entries": entries}, sort_keys=True))
