@@ -236,15 +236,15 @@ class StatCache:
 
     def file_digest(self, context: Path, relative: str) -> str:
         """sha256 of one file, read only when its stat key differs from the cached one."""
-        return self._digest(context / relative, relative, os.lstat(context / relative))
+        return self._digest(context, relative, os.lstat(context / relative))
 
-    def _digest(self, path: Path, relative: str, info: os.stat_result) -> str:
+    def _digest(self, context: Path, relative: str, info: os.stat_result) -> str:
         key = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_mode]
         self._used.add(relative)
         cached = self.entries.get(relative)
         if cached and cached[:4] == key:
             return cached[4]
-        with open(path, "rb") as file:
+        with open(os.path.join(context, relative), "rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()
         self.reads += 1
         if time.time_ns() - info.st_mtime_ns > _RACY_NS:  # else a same-size edit could hide
@@ -278,7 +278,7 @@ def context_entries(context: Path, dockerfile: Path, cache: StatCache | None = N
     entries = {}
     for relative, kind, info in _walk(context, dockerfile, skip):
         if kind == "file":
-            content = cache._digest(context / relative, relative, info)
+            content = cache._digest(context, relative, info)
         else:
             content = os.readlink(context / relative) if kind == "link" else ""
         executable = kind == "file" and bool(info.st_mode & stat.S_IXUSR)
