@@ -19,6 +19,9 @@ FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", re.MULTILINE | re.IGNO
 # can pass its 20 s timeout (moby/buildkit#4327): then the bake is timed in batches.
 HISTORY_TIMEOUT = "failed to solve: DeadlineExceeded"
 BAKE_BATCH = 20
+# doit swaps the process-wide sys.stdout per action while builder threads print() (a borrowed
+# reference, python/cpython#130163): the run dies by a signal or a freed object turns up here.
+CORRUPTED = re.compile(r"Fatal Python error|doit/action\.py\", line \d+, in write")
 
 
 class Bench:
@@ -44,15 +47,15 @@ class Bench:
     def run(self, label: str, argv: list[str], on_line=None, fail_ok=False) -> tuple[float, str]:
         """Run ``argv`` in OUT, output merged and kept in .bench-logs/; exit on a failure.
 
-        A run killed by a signal (doit crashed) is noted and retried up to 4 times; the times
-        and outputs of the attempts are added up, so task counts stay whole.
+        A run that crashed (a signal, or CORRUPTED) is noted and retried up to 4 times; the
+        times and outputs of the attempts are added up, so task counts stay whole.
         """
         self.commands.setdefault(label, argv)
         elapsed, lines = 0.0, []
         self.runs += 1
         log = self.logs / f"{self.runs:03d}-{label.replace(' ', '-')}.log"
         for attempt in range(5):
-            start = time.perf_counter()
+            start, first = time.perf_counter(), len(lines)
             process = subprocess.Popen(argv, cwd=self.out, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, errors="replace")
             for line in process.stdout:
@@ -63,9 +66,11 @@ class Bench:
             took = time.perf_counter() - start
             elapsed += took
             log.write_text("".join(lines))
-            if self.returncode >= 0 or attempt == 4:
+            code, text = self.returncode, "".join(lines[first:])
+            if attempt == 4 or code >= 0 and not (code and CORRUPTED.search(text)):
                 break
-            crash = f"{label}: signal {-self.returncode} after {took:.1f} s"
+            how = f"signal {-code}" if code < 0 else f"exit {code}, a corrupted object"
+            crash = f"{label}: {how} after {took:.1f} s"
             self.crashes.append(crash)
             print(f"  ! {crash}; retrying", flush=True)
             lines.append(f"\n[bench: {crash}, retried]\n")
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bake(bench, list(images), repeat, {"on": m_on, "0": m_off})
 
-    bench.row("doit runs killed by a signal (retried)", str(len(bench.crashes)),
+    bench.row("doit runs that crashed (retried)", str(len(bench.crashes)),
               "; ".join(bench.crashes[:6]))
     print("\n== figures\n" + "\n".join(f"{s:<44} {v}  {t}" for s, v, t in bench.rows))
     print(f"\n== commands (run in {bench.out})")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from builders import cache
 from builders.errors import DockerError
-from builders.run import run
+from builders.run import run, say
 from tasks.manifest import Image
 from tasks.methods import ARCH_NAMESPACES
 from tasks.platforms import Platform
@@ -80,7 +80,7 @@ def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
         try:
             reused = cache.reuse(image, platform, digest, registries)
         except DockerError as err:  # the cache is an optimisation; the build still works
-            print(f"[{image.name} {platform}] registry cache skipped: {err.message}", flush=True)
+            say(f"[{image.name} {platform}] registry cache skipped: {err.message}")
             reused = None
         if reused is not None:
             return {**reused, "input_digest": digest}

@@ -8,7 +8,7 @@ from builders import manifest_list
 from builders.build import common_flags
 from builders.errors import DockerError
 from builders.push import PUSH_ATTEMPTS, is_retriable_push
-from builders.run import run
+from builders.run import run, say
 from tasks.manifest import Image
 
 # What buildx says when its builder cannot export several platforms at once: the docker
@@ -102,8 +102,8 @@ def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
             raise DockerError(
                 f"{image.name}: the builder {builder or 'default'} (docker driver) cannot build "
                 f"several platforms at once: {ADVICE}", argv) from None
-        print(f"[{image.name}] the builder cannot build several platforms; "
-              "falling back to the manifest strategy", flush=True)
+        say(f"[{image.name}] the builder cannot build several platforms; "
+              "falling back to the manifest strategy")
         return fallback()
     metadata = json.loads(metadata_file.read_text())
     digest = metadata.get("containerimage.digest", "")
@@ -119,8 +119,8 @@ def _run_with_retries(argv: list[str], image: Image) -> None:
         except DockerError as err:
             if attempt == PUSH_ATTEMPTS or not is_retriable_push(err.output):
                 raise
-            print(f"[{image.name}] registry error during the push; retrying "
-                  f"({attempt}/{PUSH_ATTEMPTS - 1})", flush=True)
+            say(f"[{image.name}] registry error during the push; retrying "
+                  f"({attempt}/{PUSH_ATTEMPTS - 1})")
             time.sleep(attempt)
 
 

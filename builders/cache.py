@@ -7,6 +7,7 @@ which costs two requests per tag instead of a build and a push.
 
 from builders.probe import locate
 from builders.registry import connect
+from builders.run import say
 from tasks.manifest import Image
 from tasks.platforms import Platform
 
@@ -31,12 +32,11 @@ def reuse(image: Image, platform: Platform, input_digest: str, registries=()) ->
         return None
     body, media_type, digest = cached
     prefix = f"[{image.name} {platform}] "
-    print(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})",
-          flush=True)
+    say(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})")
     digests = {}
     for tag in image.platform_tags(platform):
         ref = f"{image.repository}:{tag}"
-        print(f"{prefix}$ docker buildx imagetools create -t {ref} "
-              f"{image.repository}@{digest}", flush=True)
+        say(f"{prefix}$ docker buildx imagetools create -t {ref} "
+              f"{image.repository}@{digest}")
         digests[ref] = registry.put(path, tag, body, media_type)
     return {"image_id": digest, "source": "registry", "digests": digests}

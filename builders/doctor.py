@@ -13,7 +13,7 @@ from builders import buildx
 from builders.errors import DockerError
 from builders.probe import DOCKER_HUB, locate
 from builders.registry import Registry, is_loopback
-from builders.run import run
+from builders.run import run, say
 from tasks.manifest import Manifest
 from tasks.platforms import Platform
 
@@ -340,7 +340,7 @@ def doctor(manifest: Manifest) -> dict:
     facts = gather(manifest)
     findings = diagnose(facts, manifest)
     for line in report(findings):
-        print(line, flush=True)
+        say(line)
     errors = [finding for finding in findings if finding.level == "error"]
     if errors:
         subjects = ", ".join(finding.subject for finding in errors)

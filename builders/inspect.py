@@ -5,6 +5,7 @@ import json
 from builders.errors import DockerError
 from builders.probe import locate
 from builders.registry import connect
+from builders.run import say
 from tasks.manifest import Image
 from tasks.platforms import parse_platform
 
@@ -70,5 +71,5 @@ def inspect(image: Image, registries=()) -> dict:
     """The inspect stage: print the lists, fail on a mismatch; return each list's digest."""
     lines = describe(image, registries)
     for line in lines:
-        print(f"[{image.name}] {line}", flush=True)
+        say(f"[{image.name}] {line}")
     return {"lists": {line.split()[0]: line.split()[1] for line in lines if not line[0].isspace()}}

@@ -9,6 +9,7 @@ from builders.cache import content_tag
 from builders.errors import DockerError
 from builders.preflight import explain_push_failure
 from builders.probe import locate
+from builders.run import say
 from tasks.manifest import Image
 from tasks.platforms import Platform
 
@@ -60,7 +61,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         ref = f"{image.repository}:{tag}"
         local.tag(image.repository, tag)
         for attempt in range(1, PUSH_ATTEMPTS + 1):
-            print(f"{prefix}$ docker push {ref}", flush=True)
+            say(f"{prefix}$ docker push {ref}")
             try:
                 stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
                 digests[ref] = _pushed_digest(stream, ref, prefix)
@@ -72,8 +73,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
             failure.message = explain_push_failure(failure.message, locate(ref)[0])
             if attempt == PUSH_ATTEMPTS or not is_retriable_push(failure.message):
                 raise failure
-            print(f"{prefix}{failure.message}; retrying ({attempt}/{PUSH_ATTEMPTS - 1})",
-                  flush=True)
+            say(f"{prefix}{failure.message}; retrying ({attempt}/{PUSH_ATTEMPTS - 1})")
             time.sleep(attempt)
     return {"digests": digests}
 
@@ -99,7 +99,7 @@ def _pushed_digest(stream, ref: str, prefix: str) -> str:
         line = f"{message['id']}: {status}" if "id" in message else status
         log.append(line + "\n")
         if status in ("Pushed", "Layer already exists", "Mounted from") or "digest:" in status:
-            print(prefix + line, flush=True)
+            say(prefix + line)
         digest = message.get("aux", {}).get("Digest", digest)
         found = _PUSHED_DIGEST.search(status)
         if found:

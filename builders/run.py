@@ -12,6 +12,12 @@ from builders.errors import DockerError
 DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
 
 
+def say(text: str) -> None:
+    """Print one line in one write, so lines of parallel tasks (`doit -n 4`) never merge."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def run(argv: list[str], what: str, prefix: str = "", echo: bool = True) -> str:
     """Run ``argv`` and return its combined output; raise DockerError(what, ...) on failure.
 
@@ -19,7 +25,7 @@ def run(argv: list[str], what: str, prefix: str = "", echo: bool = True) -> str:
     re-run by hand. Never uses a shell.
     """
     if echo:
-        print(f"{prefix}$ {shlex.join(argv)}", flush=True)
+        say(f"{prefix}$ {shlex.join(argv)}")
     env = {**os.environ, **DOCKER_ENV}
     try:
         process = subprocess.Popen(
@@ -32,7 +38,7 @@ def run(argv: list[str], what: str, prefix: str = "", echo: bool = True) -> str:
     for line in process.stdout:
         lines.append(line)
         if echo:
-            sys.stdout.write(prefix + line)
+            sys.stdout.write(prefix + line if line.endswith("\n") else prefix + line + "\n")
     process.wait()
     output = "".join(lines)
     if process.returncode != 0:

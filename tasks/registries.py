@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from builders.run import say
 from tasks.fields import Fields, exists
 from tasks.reference import validate_registry
 
@@ -72,7 +73,7 @@ def write_buildkitd_toml(registries: tuple[RegistrySettings, ...], path: Path) -
     path.parent.mkdir(parents=True, exist_ok=True)
     text = tomli_w.dumps(buildkitd_config(registries))
     path.write_text(text)
-    print(f"wrote {path}", flush=True)
+    say(f"wrote {path}")
     return {"buildkitd_toml": text}
 
 

@@ -1,6 +1,7 @@
 """`doit status`: per image and platform, up to date or why not, and what the registry has."""
 
 from builders.probe import UNKNOWN
+from builders.run import say
 from tasks.inputs import Inputs, explain
 from tasks.manifest import Manifest
 
@@ -38,4 +39,4 @@ def report(manifest: Manifest, inputs: Inputs, probe=None) -> list[str]:
 
 def print_report(manifest: Manifest, inputs: Inputs, probe=None) -> None:
     for line in report(manifest, inputs, probe):
-        print(line, flush=True)
+        say(line)

@@ -66,7 +66,7 @@ def test_a_monorepo_rebuilds_exactly_the_changed_image_and_what_is_built_from_it
     lists = {name: raw_manifest(f"{repo}/{name}:v1") for name in froms}
 
     (workspace.path / "mid" / "mid.txt").write_text("mid two\n")
-    result = workspace.doit("-n", "2", "build")
+    result = workspace.doit("-n", "2", "build")  # lines of parallel tasks must not merge
 
     changed = {"mid", "app1", "app2"}
     assert sorted(ran(result)) == sorted(
