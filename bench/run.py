@@ -1,6 +1,7 @@
 """Benchmarks over a bench/generate.py monorepo: print the figures of issue #3."""
 
 import argparse
+import os
 import random
 import re
 import shlex
@@ -19,8 +20,9 @@ FROM = re.compile(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)", re.MULTILINE | re.IGNO
 # can pass its 20 s timeout (moby/buildkit#4327): then the bake is timed in batches.
 HISTORY_TIMEOUT = "failed to solve: DeadlineExceeded"
 BAKE_BATCH = 20
-# doit swaps the process-wide sys.stdout per action while builder threads print() (a borrowed
-# reference, python/cpython#130163): the run dies by a signal or a freed object turns up here.
+# doit swaps the process-wide sys.stdout per action; builders that print() from its threads
+# (a borrowed reference, python/cpython#130163; before dd141bf) crashed, by a signal or with a
+# freed object in a traceback like this. Such a run is retried and counted.
 CORRUPTED = re.compile(r"Fatal Python error|doit/action\.py\", line \d+, in write")
 
 
@@ -100,7 +102,7 @@ class Bench:
 def executed(output: str, kind: str = "build:") -> set[str]:
     """Tasks doit ran: it prints ``.  name`` for those it runs (``-- name`` for skipped ones).
 
-    Not only at line starts: builder threads' prints can put it mid-line (see the report).
+    Not only at line starts: before dd141bf parallel tasks' lines could merge.
     """
     return set(re.findall(r"(?:^|(?<=\S))\.  (" + re.escape(kind) + r"\S*)", output, re.M))
 
@@ -240,21 +242,8 @@ def bake(bench: Bench, names: list[str], repeat: int, noop: dict[str, float]) ->
               f" {len(platform_builds(output))} builds")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("out", type=Path, help="a folder written by bench/generate.py")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure")
-    parser.add_argument("--change-repeat", type=int, help="change/revert cycles (--repeat)")
-    parser.add_argument("--jobs", type=int, default=2, help="doit -n")
-    args = parser.parse_args(argv)
-    bench, repeat = Bench(args.out.resolve(), args.jobs), args.repeat
-    images = read_images(bench.manifest)
-    version = subprocess.run(["git", "-C", str(DODO.parent), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True).stdout.strip()
-    print(f"project {DODO.parent} at {version or '?'}, python {sys.version.split()[0]}")
-
-    initial_build(bench, images)
-
+def no_op(bench: Bench, images: dict[str, dict], repeat: int) -> dict[str, float]:
+    """No-op build (registry verification off and on) next to `doit list`; their medians."""
     print(f"== b. no-op build vs list ({repeat} timed runs each, after a warm-up)")
     listed = bench.sample("b doit list", [bench.list_argv()], repeat)
     off = bench.sample("b no-op verify=0", [bench.build_argv(verify=False)], repeat)
@@ -266,18 +255,41 @@ def main(argv: list[str] | None = None) -> int:
                     f"<= 1.5x list ({1.5 * m_list:.2f} s) and <= 0.5 s; {m_off / m_list:.2f}x"))
     tags = sum(len(image["platforms"]) for image in images.values())
     bench.row(f"b no-op build, verify on ({tags} tags)", figure(on), check(m_on <= 1.5, "<= 1.5 s"))
+    return {"on": m_on, "0": m_off}
 
-    one_byte_change(bench, images, args.change_repeat or repeat)
 
-    print(f"== e. peak memory of the no-op build ({repeat} runs each)")
-    for verify in ("0", "on"):
-        command = [*GNU_TIME, *bench.build_argv(verify == "on")]
-        outputs = [bench.run(f"e rss verify={verify}", command)[1] for _ in range(repeat)]
-        rss = [int(re.findall(r"maxrss_kb=(\d+)", output)[-1]) for output in outputs]
-        bench.row(f"e no-op peak RSS, verify={verify}", figure(rss, "MiB", 1 / 1024))
-
-    bake(bench, list(images), repeat, {"on": m_on, "0": m_off})
-
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", type=Path, help="a folder written by bench/generate.py")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure")
+    parser.add_argument("--change-repeat", type=int, help="change/revert cycles (--repeat)")
+    parser.add_argument("--jobs", type=int, default=2, help="doit -n")
+    parser.add_argument("--steps", default="abcde", help="which steps (d needs b), run a-c-e-d")
+    args = parser.parse_args(argv)
+    if "d" in args.steps and "b" not in args.steps:
+        parser.error("step d prints its ratio to b's no-op: add b to --steps")
+    bench, repeat = Bench(args.out.resolve(), args.jobs), args.repeat
+    images = read_images(bench.manifest)
+    version = subprocess.run(["git", "-C", str(DODO.parent), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True).stdout.strip()
+    print(f"project {DODO.parent} at {version or '?'}, python {sys.version.split()[0]},"
+          f" load average at start {os.getloadavg()[0]:.1f}")
+    if "a" in args.steps:
+        initial_build(bench, images)
+    if "b" in args.steps:
+        noop = no_op(bench, images, repeat)
+    if "c" in args.steps:
+        one_byte_change(bench, images, args.change_repeat or repeat)
+    if "e" in args.steps:
+        print(f"== e. peak memory of the no-op build ({repeat} runs each)")
+        for verify in ("0", "on"):
+            command = [*GNU_TIME, *bench.build_argv(verify == "on")]
+            outputs = [bench.run(f"e rss verify={verify}", command)[1] for _ in range(repeat)]
+            rss = [int(re.findall(r"maxrss_kb=(\d+)", output)[-1]) for output in outputs]
+            bench.row(f"e no-op peak RSS, verify={verify}", figure(rss, "MiB", 1 / 1024))
+    if "d" in args.steps:
+        bake(bench, list(images), repeat, noop)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     bench.row("doit runs that crashed (retried)", str(len(bench.crashes)),
               "; ".join(bench.crashes[:6]))
     print("\n== figures\n" + "\n".join(f"{s:<44} {v}  {t}" for s, v, t in bench.rows))
