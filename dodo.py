@@ -7,6 +7,7 @@ from doit import get_var, loader
 from builders.doctor import doctor_task
 from tasks import exports, generate
 from tasks.load import load_or_exit, manifest_path
+from tasks.reporter import for_manifest
 
 INVOKED_IN = loader.initial_workdir or os.getcwd()
 MANIFEST = load_or_exit(
@@ -21,6 +22,7 @@ DOIT_CONFIG = {
     "backend": "sqlite3",
     "dep_file": str(MANIFEST.state_dir / "doit.db"),
     "par_type": "thread",
+    "reporter": for_manifest(MANIFEST),
 }
 
 

@@ -1,5 +1,8 @@
 """Stage one: build one platform of one image with the docker CLI (BuildKit lives there)."""
 
+import functools
+import os
+import platform as host_platform
 from pathlib import Path
 
 from builders import cache
@@ -65,8 +68,34 @@ def build(image: Image, platform: Platform, state_dir: Path) -> dict:
     iidfile.parent.mkdir(parents=True, exist_ok=True)
     iidfile.unlink(missing_ok=True)
     run(build_argv(image, platform, iidfile), f"build {image.name} for {platform}",
-        prefix=f"[{image.name} {platform}] ")
-    return {"image_id": iidfile.read_text().strip(), "source": "build"}
+        prefix=f"[{image.name} {platform}] ", progress="building")
+    return {"image_id": iidfile.read_text().strip(), "source": "build",
+            "emulated": is_emulated(platform, engine_arch())}
+
+
+@functools.cache
+def _engine_arch(docker_host: str | None, docker_context: str | None) -> str:
+    from builders.doctor import host_arch  # doctor imports this module
+
+    try:
+        answer = run(["docker", "version", "--format", "{{.Server.Arch}}"], "docker version",
+                     echo=False).strip()
+    except DockerError:
+        answer = ""
+    return host_arch(answer or host_platform.machine())
+
+
+def engine_arch() -> str:
+    """The architecture of the engine the CLI talks to (amd64, arm64), asked once per process
+    and engine, and only by a build that really runs (never on the no-op path)."""
+    return _engine_arch(os.environ.get("DOCKER_HOST"), os.environ.get("DOCKER_CONTEXT"))
+
+
+def is_emulated(platform: Platform, arch: str) -> bool:
+    """Whether building ``platform`` on an engine of ``arch`` goes through QEMU."""
+    from builders.doctor import handler_for
+
+    return handler_for(platform, arch) is not None
 
 
 def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,

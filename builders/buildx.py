@@ -114,7 +114,7 @@ def _run_with_retries(argv: list[str], image: Image) -> None:
     """A registry hiccup during the push re-runs the build, which the cache makes a re-push."""
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         try:
-            run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ")
+            run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ", progress="building")
             return
         except DockerError as err:
             if attempt == PUSH_ATTEMPTS or not is_retriable_push(err.output):

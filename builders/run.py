@@ -1,15 +1,21 @@
 """Run one docker CLI command: argv only, output streamed with a prefix and kept for errors."""
 
 import os
+import queue
 import shlex
 import subprocess
 import sys
+import threading
+import time
 
 from builders.errors import DockerError
 
 # BuildKit is the only builder that understands --platform with --pull the way we need; the
 # 20.10 CLI still defaults to the classic builder without it.
 DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
+# A command silent this long gets a "still building (45 s)" line, and again after as long.
+PROGRESS_ENV = "MULTIARCH_PROGRESS_SECONDS"
+PROGRESS_SECONDS = 15.0
 
 
 def say(text: str) -> None:
@@ -18,11 +24,22 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
-def run(argv: list[str], what: str, prefix: str = "", echo: bool = True) -> str:
+def progress_seconds() -> float:
+    """The silence after which a long command says it is still going (env overrides)."""
+    try:
+        return max(0.1, float(os.environ.get(PROGRESS_ENV, PROGRESS_SECONDS)))
+    except ValueError:
+        return PROGRESS_SECONDS
+
+
+def run(argv: list[str], what: str, prefix: str = "", echo: bool = True,
+        progress: str | None = None) -> str:
     """Run ``argv`` and return its combined output; raise DockerError(what, ...) on failure.
 
     The command line is printed first, as a user would type it, so a failed step can be
-    re-run by hand. Never uses a shell.
+    re-run by hand. Every output line carries ``prefix``; with ``progress`` (a verb such as
+    "building"), a command silent for progress_seconds() says `still building (45 s)`, so a
+    long QEMU step is visibly alive. Never uses a shell.
     """
     if echo:
         say(f"{prefix}$ {shlex.join(argv)}")
@@ -35,12 +52,46 @@ def run(argv: list[str], what: str, prefix: str = "", echo: bool = True) -> str:
     except OSError as err:
         raise DockerError(f"{what}: cannot run {argv[0]}: {err.strerror}", argv) from None
     lines = []
-    for line in process.stdout:
+    for line in _lines(process, progress_seconds() if echo and progress else None):
+        if isinstance(line, int):
+            say(f"{prefix}still {progress} ({line} s)")
+            continue
         lines.append(line)
         if echo:
-            sys.stdout.write(prefix + line if line.endswith("\n") else prefix + line + "\n")
+            say(prefix + line.rstrip("\n"))
     process.wait()
     output = "".join(lines)
     if process.returncode != 0:
         raise DockerError(f"{what} failed (exit {process.returncode})", argv, output)
     return output
+
+
+def _lines(process: subprocess.Popen, silence: float | None):
+    """The process's output lines, and its age in seconds (an int) each time it has been
+    silent for ``silence`` s.
+
+    A reader thread only moves lines to a queue: every write to stdout stays in the calling
+    (doit action) thread, which is where doit's thread mode expects it.
+    """
+    if silence is None:
+        yield from process.stdout
+        return
+    started = time.monotonic()
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=silence)
+        except queue.Empty:
+            yield round(time.monotonic() - started)
+            continue
+        if line == "":
+            return
+        yield line
+
