@@ -5,10 +5,8 @@ from worker threads, hence the lock); it sees every task's outcome and, at the e
 each task's steps returned (``task.values``), which is all the report needs.
 """
 
-import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,8 +15,10 @@ from pathlib import Path
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
-from tasks import report, report_html
 from tasks.manifest import Manifest
+
+# tasks.report, report_html, json and tempfile are imported where used: dodo.py names this
+# class, so `doit list` imports this module, and should not pay for what only a run needs.
 
 
 class BuildReporter(ConsoleReporter):
@@ -28,11 +28,14 @@ class BuildReporter(ConsoleReporter):
     manifest: Manifest | None = None  # set by for_manifest
 
     def __init__(self, outstream, options):
+        from tasks import report
+
         super().__init__(outstream, options)
+        self._report = report
         self._lock = threading.Lock()
         self._clock = time.monotonic()
         self._started = datetime.now(UTC)
-        self._runs: dict[str, report.TaskRun] = {}
+        self._runs: dict = {}  # name -> report.TaskRun
         self._tasks: dict = {}
 
     def _now(self) -> float:
@@ -44,7 +47,7 @@ class BuildReporter(ConsoleReporter):
             return
         with self._lock:
             self._tasks[task.name] = task
-            run = self._runs.setdefault(task.name, report.TaskRun(task.name))
+            run = self._runs.setdefault(task.name, self._report.TaskRun(task.name))
             for name, value in changes.items():
                 setattr(run, name, value)
 
@@ -77,6 +80,9 @@ class BuildReporter(ConsoleReporter):
         self._record(task, outcome="ignored")
 
     def complete_run(self):
+        from tasks import report_html
+
+        report = self._report
         super().complete_run()
         if self.manifest is None or not report.runs_anything(self._runs):
             return
@@ -103,6 +109,10 @@ def for_manifest(manifest: Manifest) -> type[BuildReporter]:
 
 def write_report(data: dict, state_dir: Path) -> tuple[Path, Path]:
     """Write report.json and report.html, each atomically: a reader never sees half a file."""
+    import json
+
+    from tasks import report_html
+
     state_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = state_dir / "report.json", state_dir / "report.html"
     _write_atomic(json_path, json.dumps(data, indent=2) + "\n")
@@ -111,6 +121,8 @@ def write_report(data: dict, state_dir: Path) -> tuple[Path, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    import tempfile
+
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
