@@ -102,15 +102,16 @@ def test_build_reads_the_fresh_iidfile(tmp_path, monkeypatch):
     stale.write_text("sha256:stale")
     seen = []
 
-    def fake_run(argv, what, prefix="", echo=True):
-        seen.append((argv, Path(argv[argv.index("--iidfile") + 1]).exists()))
+    def fake_run(argv, what, prefix="", echo=True, progress=None):
+        seen.append((argv, Path(argv[argv.index("--iidfile") + 1]).exists(), prefix, progress))
         stale.write_text(digest("1") + "\n")
         return ""
 
     monkeypatch.setattr(build_module, "run", fake_run)
+    monkeypatch.setattr(build_module, "engine_arch", lambda: "amd64")
     result = build_module.build(IMAGE, ARM64, tmp_path)
-    assert seen == [(build_argv(IMAGE, ARM64, stale), False)]
-    assert result == {"image_id": digest("1"), "source": "build"}
+    assert seen == [(build_argv(IMAGE, ARM64, stale), False, "[demo linux/arm64] ", "building")]
+    assert result == {"image_id": digest("1"), "source": "build", "emulated": True}
 
 
 # ---------------------------------------------------------------- manifest list argv
