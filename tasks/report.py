@@ -78,7 +78,7 @@ def platform_state(build: str, push: str) -> str:
         return "failed"
     if build == "cached":
         return "cached"  # the push only passes the registry's digests on
-    if push == "pushed":
+    if "pushed" in (build, push):  # a buildx build pushes
         return "pushed"
     if build == "built":
         return "built"

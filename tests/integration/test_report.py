@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from tests.integration.test_demo import platform_of
 from tests.support.chromium import dump_dom, screenshot
 from tests.support.report_page import ReportPage
@@ -87,7 +89,8 @@ def test_report_of_a_build_and_of_the_no_op_after_it(workspace, monkeypatch, tmp
             assert (build["state"], push["state"]) == ("built", "pushed")
             assert build["duration"] > 0 and push["duration"] > 0
             assert push["start"] >= build["start"] + build["duration"]  # push waits for build
-            assert cell["duration"] == round(build["duration"] + push["duration"], 3)
+            assert cell["duration"] == pytest.approx(build["duration"] + push["duration"],
+                                                     abs=0.002)
 
     timed = {t["name"]: t for t in report["tasks"] if t["duration"] is not None}
     assert set(timed) == ran_tasks(first.stdout)
@@ -95,7 +98,8 @@ def test_report_of_a_build_and_of_the_no_op_after_it(workspace, monkeypatch, tmp
     assert report["summary"]["platforms"] == {"pushed": 4}
     emulated = [t for t in timed.values() if t["kind"] == "build" and t["emulated"]]
     assert {t["name"] for t in emulated} == {"build:small:linux/arm64", "build:slow:linux/arm64"}
-    assert report["summary"]["qemu_seconds"] == round(sum(t["duration"] for t in emulated), 3)
+    assert report["summary"]["qemu_seconds"] == pytest.approx(
+        sum(t["duration"] for t in emulated), abs=0.002)
     for image in ("small", "slow"):
         pushes = [timed[f"push:{image}:{p}"] for p in PLATFORMS]
         assert timed[f"manifest:{image}"]["start"] >= max(t["start"] + t["duration"]
@@ -125,3 +129,21 @@ def test_report_of_a_build_and_of_the_no_op_after_it(workspace, monkeypatch, tmp
     assert "Nothing ran" in dump_dom(report_dir / "report.html")
     png = screenshot(first_page, tmp_path / "first.png")
     assert png.stat().st_size > 10_000  # a page with a table and bars, not a blank one
+
+
+def test_report_of_a_buildx_image(workspace):
+    """One `docker buildx build --push` per image: every platform shares its task and list."""
+    workspace.context("bx", f"FROM busybox:1.35\nRUN echo bx-{workspace.namespace} > /id\n")
+    workspace.manifest({"bx": {"context": "bx", "tags": ["v1"], "strategy": "buildx"}},
+                       PLATFORMS)
+    result = workspace.doit("build")
+    report = json.loads((workspace.path / ".multiarch" / "report.json").read_text())
+    [image] = report["images"]
+    ref = f"localhost:5000/{workspace.namespace}/bx:v1"
+    assert (image["strategy"], image["list_state"]) == ("buildx", "pushed")
+    assert image["lists"] == {ref: registry_digest(ref)}
+    task = next(t for t in report["tasks"] if t["name"] == "build:bx")
+    assert task["state"] == "pushed" and task["duration"] > 0
+    assert [(c["platform"], c["state"], c["duration"]) for c in image["platforms"]] == [
+        (p, "pushed", task["duration"]) for p in PLATFORMS]
+    assert re.search(r"^\[bx\] #\d+ ", result.stdout, re.MULTILINE)

@@ -61,6 +61,7 @@ def test_task_kind(name, kind):
     ("built", "up to date", "built"),
     ("cached", "cached", "cached"),
     ("up to date", "pushed", "pushed"),  # a wiped tag pushed again
+    ("pushed", "not run", "pushed"),  # buildx: one task builds and pushes
     ("up to date", "up to date", "up to date"),
     ("built", "failed", "failed"),
     ("failed", "not run", "failed"),
@@ -140,6 +141,16 @@ def test_report_tasks_and_summary(two_images):
         "tasks_failed": ["build:web"], "qemu_seconds": 5.0, "qemu_builds": 1,
         "native_seconds": 2.0,
     }
+
+
+def test_a_buildx_image_takes_its_one_task_for_every_platform(two_images):
+    manifest_, runs = two_images
+    runs["build:web"] = ran("build:web", 0.2, 4.0, lists={"localhost:5000/web:v1": D[9]},
+                            strategy="buildx")
+    web = report.build_report(manifest_, runs, "t", 6.5)["images"][1]
+    assert (web["list_state"], web["lists"]) == ("pushed", {"localhost:5000/web:v1": D[9]})
+    assert [(c["state"], c["duration"], list(c["steps"])) for c in web["platforms"]] == [
+        ("pushed", 3.8, ["build"])] * 2
 
 
 def test_the_builder_defaults_to_docker_host(two_images, monkeypatch):
