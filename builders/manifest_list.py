@@ -13,7 +13,7 @@ import re
 
 from builders.errors import DockerError
 from builders.run import run
-from tasks.manifest import Image
+from tasks.manifest import Image, platform_tag
 from tasks.platforms import Platform, parse_platform
 from tasks.reference import split_domain
 
@@ -95,7 +95,7 @@ def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, 
     """
     children = []
     for platform in image.platforms:
-        ref = f"{image.repository}:{tag}-{platform.suffix}"
+        ref = f"{image.repository}:{platform_tag(tag, platform)}"
         output = run(inspect_argv(ref, insecure), f"inspect {ref}", echo=False)
         try:
             inspected = json.loads(output)
