@@ -5,7 +5,7 @@ import os
 from doit import get_var, loader
 
 from builders.doctor import doctor_task
-from tasks import exports, generate
+from tasks import exports, generate, lock
 from tasks.load import load_or_exit, manifest_path
 from tasks.reporter import for_manifest
 
@@ -14,6 +14,8 @@ MANIFEST = load_or_exit(
     manifest_path(get_var("manifest"), INVOKED_IN, os.path.dirname(os.path.abspath(__file__))),
     INVOKED_IN,
 )
+# Before doit reads its state or checks a task: a second run on this workspace waits here.
+lock.hold_for_command(MANIFEST.state_dir)
 
 RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"))
 

@@ -82,6 +82,15 @@ class RegistryProbe:
         self._lock = threading.Lock()
         self._mirrors: list[str] | None = None
 
+    def __getstate__(self) -> dict:
+        """For `doit -P process` workers: the settings and the expected references; the lock
+        and the answers are per process, asked again there when needed."""
+        return {"registries": self.registries_settings, "expected": self.expected}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["registries"])
+        self.expected = set(state["expected"])
+
     def expect(self, refs) -> None:
         self.expected.update(refs)
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from doit.exceptions import TaskFailed
 from doit.task import result_dep
@@ -113,10 +114,9 @@ def build_tasks(run: Run) -> Iterator[dict]:
 def _buildx_task(run: Run, image: Image) -> dict:
     state_dir = run.manifest.state_dir
     fallback = None
-    if image.method.fallback == "manifest":
-        def fallback():
-            return buildx.manifest_fallback(image, state_dir, run.inputs,
-                                            run.manifest.insecure_hosts)
+    if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
+        fallback = partial(buildx.manifest_fallback, image, state_dir, run.inputs,
+                           run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
     return {
         "name": image.name,

@@ -29,6 +29,15 @@ class Inputs:
         self._caches: dict[str, StatCache] = {}
         self._lock = threading.RLock()
 
+    def __getstate__(self) -> dict:
+        """What `doit -P process` sends a worker (spawn/forkserver pickle every task's
+        actions): the settings, not the lock or the memos, which the worker rebuilds."""
+        return {"manifest": self.manifest, "probe": self.probe, "skip": self.skip}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["manifest"], state["probe"])
+        self.skip = state["skip"]
+
     def breakdown(self, image: Image, platform: Platform) -> dict:
         """Every input of one build, by name; the digest is taken over this."""
         parts = {

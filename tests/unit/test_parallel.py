@@ -1,0 +1,148 @@
+"""`doit -P process` needs picklable tasks; tasks.lock serialises runs on one workspace."""
+
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from doit.loader import load_tasks
+
+from builders.probe import RegistryProbe
+from tasks import exports, generate
+from tasks.lock import READ_ONLY, doit_command, doit_commands
+from tasks.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MANIFEST = """\
+version: 1
+registry: localhost:5000
+platforms: [linux/amd64, linux/arm64]
+registries:
+  "localhost:5000": {insecure: true}
+images:
+  base: {context: base, tags: [v1]}
+  app: {context: app}
+  bx:
+    context: app
+    strategy: buildx
+    fallback: manifest
+    outputs: [{type: registry}, {type: oci, dest: out/bx.tar}, {type: local, dest: "out/{arch}"}]
+"""
+
+
+@pytest.fixture
+def run(tmp_path) -> generate.Run:
+    for name, base in (("base", "busybox:1.35"), ("app", "localhost:5000/base:v1")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text(f"FROM {base}\nCOPY f /f\n")
+        (tmp_path / name / "f").write_text(name)
+    (tmp_path / "multiarch.yaml").write_text(MANIFEST)
+    return generate.Run.of(load_manifest(tmp_path / "multiarch.yaml"))
+
+
+def test_every_task_pickles_as_process_workers_receive_it(run):
+    """spawn and forkserver (macOS, Python 3.14) pickle each Task, actions included."""
+    namespace = {
+        "task_build": lambda: generate.build_tasks(run),
+        "task_push": lambda: generate.push_tasks(run),
+        "task_manifest": lambda: generate.manifest_tasks(run),
+        "task_inspect": lambda: generate.inspect_tasks(run),
+        "task_export": lambda: exports.export_tasks(run),
+        "task_status": lambda: generate.status_task(run),
+        "task_registries": lambda: generate.registries_task(run),
+        "task_buildkitd": lambda: generate.buildkitd_task(run),
+    }
+    tasks = load_tasks(namespace)
+    assert len(tasks) > 20
+    for task in tasks:
+        copy = pickle.loads(pickle.dumps(task))
+        assert [repr(a) for a in copy.actions] == [repr(a) for a in task.actions], task.name
+
+
+def test_inputs_rebuild_their_lock_and_memos_in_a_worker(run):
+    image = run.manifest.image("app")
+    platform = image.platforms[0]
+    digest = run.inputs.digest(image, platform)
+    copy = pickle.loads(pickle.dumps(run.inputs))
+    assert copy._digests == {} and copy.skip == run.inputs.skip
+    assert copy.digest(image, platform) == digest  # same inputs, same digest, own lock
+    assert copy.probe.expected == run.probe.expected
+
+
+def test_probe_pickles_without_its_answers():
+    probe = RegistryProbe()
+    probe.expect(["localhost:5000/a:v1"])
+    probe.digests["localhost:5000/a:v1"] = "sha256:0"
+    copy = pickle.loads(pickle.dumps(probe))
+    assert copy.expected == {"localhost:5000/a:v1"} and copy.digests == {}
+
+
+@pytest.mark.parametrize("argv, command", [
+    ([], "run"),
+    (["-n", "4", "-P", "process", "build"], "run"),
+    (["run", "build"], "run"),
+    (["list", "--all", "--status"], "list"),
+    (["manifest=x.yaml", "info", "build:a"], "info"),
+    (["forget", "build:a"], "forget"),
+    (["-f", "dodo.py", "list"], "run"),  # doit's rule: the command comes first
+])
+def test_the_doit_command_is_read_as_doit_reads_it(argv, command):
+    assert doit_command(argv, doit_commands()) == command
+
+
+def test_read_only_commands_are_doit_commands():
+    assert READ_ONLY < doit_commands()
+    assert "run" not in READ_ONLY and "clean" not in READ_ONLY
+
+
+HOLD = """\
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tasks.lock import hold_for_command
+hold_for_command(Path(sys.argv[1]), sys.argv[3:])
+print("got", time.time(), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def holder(state: Path, seconds: float, *argv: str) -> subprocess.Popen:
+    code = HOLD.format(root=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", code, str(state), str(seconds), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def got(process: subprocess.Popen) -> tuple[float, str]:
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    return float(out.split()[1]), err
+
+
+def test_a_second_run_waits_with_one_line_naming_the_first(tmp_path):
+    state = tmp_path / ".multiarch"
+    first = holder(state, 1.5, "-n", "4", "build")
+    assert first.stdout.readline().startswith("got")
+    second = holder(state, 0, "build")
+    first_out, first_err = first.communicate(timeout=30)
+    released = time.time()
+    when, said = got(second)
+    assert when >= released - 0.2
+    assert first_err == ""
+    assert said.startswith(f"multiarch: waiting for another doit run on {tmp_path} "
+                           f"(pid {first.pid}, since ")
+    assert len(said.splitlines()) == 1
+    assert (state / "lock").read_text().split()[0] == str(second.pid)
+
+
+def test_list_does_not_wait_for_a_run(tmp_path):
+    state = tmp_path / ".multiarch"
+    first = holder(state, 3, "build")
+    assert first.stdout.readline().startswith("got")
+    start = time.time()
+    when, said = got(holder(state, 0, "list", "--all"))
+    assert when - start < 2.5 and said == ""
+    first.kill()
+    first.communicate()
