@@ -94,7 +94,7 @@ def test_the_doit_command_is_read_as_doit_reads_it(argv, command):
 
 
 def test_read_only_commands_are_doit_commands():
-    assert READ_ONLY < doit_commands()
+    assert READ_ONLY.issubset(doit_commands())
     assert "run" not in READ_ONLY and "clean" not in READ_ONLY
 
 
