@@ -57,14 +57,19 @@ def hold(state_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        _say(f"waiting for another doit run on {state_dir.parent} ({_holder(fd)})")
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            _say(f"waiting for another doit run on {state_dir.parent} ({_holder(fd)})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except KeyboardInterrupt:
+            _say("stopped waiting; nothing was run")
+            raise SystemExit(130) from None
     except OSError as err:
         os.close(fd)
         _say(f"cannot lock {path} ({err.strerror}); running without the lock")
         return
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
+    with contextlib.suppress(OSError):  # who holds it is for the message only
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
     _held[path] = fd
 
 

@@ -1,6 +1,7 @@
 """`doit -P process` needs picklable tasks; tasks.lock serialises runs on one workspace."""
 
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -146,3 +147,51 @@ def test_list_does_not_wait_for_a_run(tmp_path):
     assert when - start < 2.5 and said == ""
     first.kill()
     first.communicate()
+
+
+FORK_AND_EXIT = """\
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tasks.lock import hold
+hold(Path(sys.argv[1]))
+if os.fork() == 0:  # a worker that outlives the run, as a hung `-P process` worker could
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    time.sleep(5)
+    os._exit(0)
+print("forked", flush=True)
+"""
+
+
+@pytest.mark.parametrize("ending", ["killed", "exits leaving a forked worker"])
+def test_the_lock_ends_with_the_process_that_took_it(tmp_path, ending):
+    state = tmp_path / ".multiarch"
+    if ending == "killed":
+        first = holder(state, 30, "build")
+        assert first.stdout.readline().startswith("got")
+        first.kill()
+        first.communicate()
+    else:
+        code = FORK_AND_EXIT.format(root=str(ROOT))
+        done = subprocess.run([sys.executable, "-c", code, str(state)], capture_output=True,
+                              text=True, timeout=30)
+        assert done.stdout == "forked\n", done.stderr
+    start = time.time()
+    when, said = got(holder(state, 0, "build"))
+    assert said == "" and when - start < 2
+
+
+def test_ctrl_c_while_waiting_is_one_line_and_exit_130(tmp_path):
+    state = tmp_path / ".multiarch"
+    first = holder(state, 30, "build")
+    assert first.stdout.readline().startswith("got")
+    second = holder(state, 0, "build")
+    assert second.stderr.readline().startswith("multiarch: waiting for another doit run")
+    second.send_signal(signal.SIGINT)
+    out, err = second.communicate(timeout=30)
+    first.kill()
+    first.communicate()
+    assert (second.returncode, out) == (130, ""), err
+    assert err == "multiarch: stopped waiting; nothing was run\n"
