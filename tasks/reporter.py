@@ -103,8 +103,13 @@ class BuildReporter(ConsoleReporter):
 
 
 def for_manifest(manifest: Manifest) -> type[BuildReporter]:
-    """The reporter class for DOIT_CONFIG (doit instantiates it), bound to ``manifest``."""
-    return type("BuildReporter", (BuildReporter,), {"manifest": manifest})
+    """The reporter class for DOIT_CONFIG (doit instantiates it), bound to ``manifest``.
+
+    The module's own class, not one made here: `doit -P process` hands the class to its
+    workers, and spawn/forkserver workers (macOS, Python 3.14) unpickle it by name.
+    """
+    BuildReporter.manifest = manifest
+    return BuildReporter
 
 
 def write_report(data: dict, state_dir: Path) -> tuple[Path, Path]:

@@ -1,6 +1,7 @@
 """Parallel runs: `-n 4 -P thread` and `-P process` publish what `-n 1` does, the state database
 survives them, and two runs started at once on one workspace serialise."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def test_thread_and_process_runs_publish_what_a_serial_run_does(engine, tmp_path
         seconds[label] = time.monotonic() - start
         assert sum(line.startswith(".  build:") for line in task_lines(first.stdout)) == \
             len(FROMS) * (len(PLATFORMS) + 1)
+        # What the steps returned in threads or worker processes reached the parent's report.
+        report = json.loads((space.path / ".multiarch" / "report.json").read_text())
+        assert report["summary"]["platforms"] == {"pushed": len(FROMS) * len(PLATFORMS)}
         assert_no_op(space, FROMS, *options)
         assert all(tags(space, name) == {"v1", "v1-amd64", "v1-arm64"} for name in FROMS)
         published[label] = content(space, FROMS)
