@@ -1,13 +1,14 @@
 """The buildx strategy: one `docker buildx build --platform a,b --push` per image."""
 
 import json
-import time
+from functools import partial
 from pathlib import Path
 
 from builders import manifest_list
 from builders.build import common_flags
 from builders.errors import DockerError
-from builders.push import PUSH_ATTEMPTS, is_retriable_push
+from builders.probe import locate
+from builders.retry import is_retriable, retry
 from builders.run import run, say
 from tasks.manifest import Image
 
@@ -112,16 +113,17 @@ def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
 
 def _run_with_retries(argv: list[str], image: Image) -> None:
     """A registry hiccup during the push re-runs the build, which the cache makes a re-push."""
-    for attempt in range(1, PUSH_ATTEMPTS + 1):
-        try:
-            run(argv, f"buildx build {image.name}", prefix=f"[{image.name}] ", progress="building")
-            return
-        except DockerError as err:
-            if attempt == PUSH_ATTEMPTS or not is_retriable_push(err.output):
-                raise
-            say(f"[{image.name}] registry error during the push; retrying "
-                  f"({attempt}/{PUSH_ATTEMPTS - 1})")
-            time.sleep(attempt)
+    retry(partial(run, argv, f"buildx build {image.name}", prefix=f"[{image.name}] ",
+                  progress="building"),
+          f"buildx build --push {image.name}", locate(image.repository)[0], image.retries,
+          f"[{image.name}] ", push_failed_retriably)
+
+
+def push_failed_retriably(text: str) -> bool:
+    """Judge only buildx's ERROR lines: a build step's own output may say "EOF" or "timeout"
+    (a heredoc, a test), and a multi-platform refusal is handled by the caller."""
+    errors = "\n".join(line for line in text.splitlines() if "ERROR" in line or "error:" in line)
+    return not refuses_multi_platform(text) and is_retriable(errors)
 
 
 def manifest_fallback(image: Image, state_dir: Path, inputs,

@@ -26,7 +26,7 @@ def reuse(image: Image, platform: Platform, input_digest: str, registries=()) ->
     each tag; None when there is nothing to reuse.
     """
     host, path, _ = locate(image.repository)
-    registry = connect(host, registries)
+    registry = connect(host, registries, image.retries)
     cached = registry.get(path, content_tag(input_digest))
     if cached is None:
         return None

@@ -29,7 +29,7 @@ def describe(image: Image, registries=()) -> list[str]:
     Attestation entries (`unknown/unknown`) are shown but not counted as platforms.
     """
     host, path, _ = locate(image.repository)
-    registry = connect(host, registries)
+    registry = connect(host, registries, image.retries)
     declared = {str(p) for p in image.platforms}
     lines, problems = [], []
     for tag in image.tags:

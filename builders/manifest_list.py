@@ -10,8 +10,10 @@ BuildKit attestation for `unknown/unknown`), so the platform's own manifest is p
 import contextlib
 import json
 import re
+from functools import partial
 
 from builders.errors import DockerError
+from builders.retry import is_retriable, retry
 from builders.run import run
 from tasks.manifest import Image, platform_tag
 from tasks.platforms import Platform, parse_platform
@@ -87,6 +89,18 @@ def _descriptor_platform(descriptor: dict) -> Platform | None:
         return None
 
 
+# What `docker manifest inspect`/`create` (CLI 26) say when the manifest or config request
+# fails with a 5xx, a reset or a stall: it tries its next endpoint and reports that one's
+# complaint about the manifest it did get, not the cause.
+_CLI_MASKED = "unsupported manifest format"
+
+
+def cli_retriable(text: str) -> bool:
+    """A registry hiccup as `docker manifest` reports it: the usual ones, and the fallback
+    error that hides a 5xx or a dropped connection; the CLI's own words stay in the error."""
+    return is_retriable(text) or _CLI_MASKED in text
+
+
 def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, Platform]]:
     """Each platform's pushed image for ``tag``, as ``repository@digest``, from the registry.
 
@@ -94,9 +108,12 @@ def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, 
     images that are really there.
     """
     children = []
+    host, _ = split_domain(image.repository)
     for platform in image.platforms:
         ref = f"{image.repository}:{platform_tag(tag, platform)}"
-        output = run(inspect_argv(ref, insecure), f"inspect {ref}", echo=False)
+        inspect_once = partial(run, inspect_argv(ref, insecure), f"inspect {ref}", echo=False)
+        output = retry(inspect_once, f"inspect {ref}", host, image.retries, f"[{image.name}] ",
+                       cli_retriable)
         try:
             inspected = json.loads(output)
         except json.JSONDecodeError:
@@ -116,21 +133,32 @@ def publish(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> dict:
     insecure = needs_insecure(image.repository, insecure_hosts)
     prefix = f"[{image.name}] "
     planned = {tag: resolve_children(image, tag, insecure) for tag in image.tags}
+    host, _ = split_domain(image.repository)
     lists = {}
     for tag, children in planned.items():
         list_ref = f"{image.repository}:{tag}"
-        with contextlib.suppress(DockerError):  # no local list yet: the usual case
-            run(rm_argv(list_ref), f"remove local list {list_ref}", echo=False)
-        run(create_argv(list_ref, [ref for ref, _ in children], insecure),
-            f"create manifest list {list_ref}", prefix=prefix)
-        for child_ref, platform in children:
-            run(annotate_argv(list_ref, child_ref, platform), f"annotate {child_ref}",
-                prefix=prefix)
-        output = run(push_argv(list_ref, insecure), f"push manifest list {list_ref}",
-                     prefix=prefix)
-        found = _LIST_DIGEST.findall(output)
-        if not found:
-            raise DockerError(f"push manifest list {list_ref}: no digest in the output",
-                              push_argv(list_ref, insecure), output)
-        lists[list_ref] = found[-1]
+        lists[list_ref] = retry(partial(_push_list, list_ref, children, insecure, prefix),
+                                f"push manifest list {list_ref}", host, image.retries, prefix,
+                                cli_retriable)
     return {"lists": lists, "children": {str(p): ref for ref, p in planned[image.tags[0]]}}
+
+
+def _push_list(list_ref: str, children: list[tuple[str, Platform]], insecure: bool,
+               prefix: str) -> str:
+    """One attempt at a list: rm, create, annotate, `push --purge`; return its digest.
+
+    A failed `push --purge` keeps the local list; every attempt starts from `rm` anyway, so
+    a retry never pushes a list left half-made by the attempt before.
+    """
+    with contextlib.suppress(DockerError):  # no local list yet: the usual case
+        run(rm_argv(list_ref), f"remove local list {list_ref}", echo=False)
+    run(create_argv(list_ref, [ref for ref, _ in children], insecure),
+        f"create manifest list {list_ref}", prefix=prefix)
+    for child_ref, platform in children:
+        run(annotate_argv(list_ref, child_ref, platform), f"annotate {child_ref}", prefix=prefix)
+    output = run(push_argv(list_ref, insecure), f"push manifest list {list_ref}", prefix=prefix)
+    found = _LIST_DIGEST.findall(output)
+    if not found:
+        raise DockerError(f"push manifest list {list_ref}: no digest in the output",
+                          push_argv(list_ref, insecure), output)
+    return found[-1]

@@ -23,7 +23,7 @@ def preflight(manifest: Manifest) -> None:
     engine = None
     for host in registry_hosts(manifest):
         try:
-            connect(host, manifest.registries).ping()
+            connect(host, manifest.registries, manifest.retries).ping()
         except DockerError as err:
             problems.append(err.message)
             continue

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from builders.errors import DockerError
 from builders.registry import Registry, connect
+from tasks.manifest import DEFAULT_RETRIES
 from tasks.platforms import Platform, parse_platform
 from tasks.reference import split_domain
 
@@ -73,8 +74,9 @@ class RegistryProbe:
     will need at once (``expect``), on a thread pool, and later ones are answered from memory.
     """
 
-    def __init__(self, registries=()):
+    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES):
         self.registries_settings = registries
+        self.retries = retries
         self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
         self.expected: set[str] = set()
         self.digests: dict[str, str | None] = {}
@@ -113,12 +115,13 @@ class RegistryProbe:
 
     def registries(self, host: str) -> list[Registry]:
         if host != "docker.io":
-            return [connect(host, self.registries_settings)]
+            return [connect(host, self.registries_settings, self.retries)]
         if self._mirrors is None:
             self._mirrors = engine_mirrors()
         declared = [m for r in self.registries_settings if r.host == "docker.io" for m in r.mirrors]
-        mirrors = [connect(m, self.registries_settings) for m in [*declared, *self._mirrors]]
-        return [*mirrors, Registry(DOCKER_HUB)]
+        mirrors = [connect(m, self.registries_settings, self.retries)
+                   for m in [*declared, *self._mirrors]]
+        return [*mirrors, Registry(DOCKER_HUB, retries=self.retries)]
 
     def _head(self, ref: str) -> str | None:
         host, path, reference = locate(ref)

@@ -1,7 +1,7 @@
 """Stage two: push one platform's tags through the Engine API (docker SDK)."""
 
 import re
-import time
+from functools import partial
 from pathlib import Path
 
 from builders import build as build_stage
@@ -9,6 +9,7 @@ from builders.cache import content_tag
 from builders.errors import DockerError
 from builders.preflight import explain_push_failure
 from builders.probe import locate
+from builders.retry import retry
 from builders.run import say
 from tasks.manifest import Image
 from tasks.platforms import Platform
@@ -56,36 +57,30 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         build_stage.build(image, platform, state_dir)
         local = client.images.get(image.platform_refs(platform)[0])
     prefix = f"[{image.name} {platform}] "
+    host = locate(image.repository)[0]
     digests = {}
     for tag in tags:
         ref = f"{image.repository}:{tag}"
         local.tag(image.repository, tag)
-        for attempt in range(1, PUSH_ATTEMPTS + 1):
-            say(f"{prefix}$ docker push {ref}")
-            try:
-                stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
-                digests[ref] = _pushed_digest(stream, ref, prefix)
-                break
-            except docker.errors.APIError as err:
-                failure = DockerError(f"push {ref} failed: {err.explanation or err}")
-            except DockerError as err:
-                failure = err
-            failure.message = explain_push_failure(failure.message, locate(ref)[0])
-            if attempt == PUSH_ATTEMPTS or not is_retriable_push(failure.message):
-                raise failure
-            say(f"{prefix}{failure.message}; retrying ({attempt}/{PUSH_ATTEMPTS - 1})")
-            time.sleep(attempt)
+        digests[ref] = retry(partial(_push_once, client, image, tag, ref, prefix),
+                             f"push {ref}", host, image.retries, prefix)
     return {"digests": digests}
 
 
-PUSH_ATTEMPTS = 3
-_RETRIABLE = ("unexpected status", "status code 5", " 500 ", " 502 ", " 503 ", "connection reset",
-              "EOF", "timeout", "i/o timeout", "invalid checksum digest format")
+def _push_once(client, image: Image, tag: str, ref: str, prefix: str) -> str:
+    """One `docker push` of one tag through the Engine API; its digest, or a DockerError."""
+    import docker
 
-
-def is_retriable_push(message: str) -> bool:
-    """A registry hiccup that a second push may not meet; auth and name errors are final."""
-    return any(marker in message for marker in _RETRIABLE)
+    say(f"{prefix}$ docker push {ref}")
+    try:
+        stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
+        return _pushed_digest(stream, ref, prefix)
+    except docker.errors.APIError as err:
+        failure = DockerError(f"push {ref} failed: {err.explanation or err}")
+    except DockerError as err:
+        failure = err
+    failure.message = explain_push_failure(failure.message, locate(ref)[0])
+    raise failure
 
 
 def _pushed_digest(stream, ref: str, prefix: str) -> str:

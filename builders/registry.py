@@ -7,6 +7,7 @@ are never printed.
 """
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builders.errors import DockerError
+from builders.retry import retry
+from tasks.manifest import DEFAULT_RETRIES
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -60,12 +63,13 @@ def docker_config_credentials(host: str) -> tuple[str, str] | None:
     return None
 
 
-def connect(host: str, registries=()) -> "Registry":
+def connect(host: str, registries=(), retries: int = DEFAULT_RETRIES) -> "Registry":
     """A client for ``host`` with the manifest's settings (tasks.registries.RegistrySettings):
-    plain HTTP for loopback and declared-insecure hosts, a private CA where one is named."""
+    plain HTTP for loopback and declared-insecure hosts, a private CA where one is named;
+    each request is retried ``retries`` times on a registry hiccup (builders.retry)."""
     settings = next((r for r in registries if r.host == host), None)
     insecure = is_loopback(host) or bool(settings and settings.insecure)
-    return Registry(host, insecure, settings.ca if settings else None)
+    return Registry(host, insecure, settings.ca if settings else None, retries)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Registry:
     host: str
     insecure: bool = False
     ca: Path | None = None
+    retries: int = DEFAULT_RETRIES
     _token: str | None = field(default=None, repr=False)
 
     def _context(self) -> ssl.SSLContext | None:
@@ -90,6 +95,9 @@ class Registry:
     def ping(self) -> None:
         """GET /v2/ with the user's credentials: raise one clear DockerError if the registry is
         down, speaks another protocol, or refuses the credentials."""
+        retry(self._ping, f"GET {self.base_url}/v2/", self.host, self.retries)
+
+    def _ping(self) -> None:
         url = f"{self.base_url}/v2/"
         for attempt in range(2):
             request = urllib.request.Request(url)
@@ -107,7 +115,7 @@ class Registry:
                     raise DockerError(f"registry {self.host} refuses the credentials of "
                                       f"`docker login {self.host}`") from None
                 raise DockerError(f"registry {self.host}: /v2/ answered {err.code}") from None
-            except (urllib.error.URLError, OSError) as err:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
                 reason = getattr(err, "reason", err)
                 raise DockerError(f"registry {self.host} is unreachable ({self.base_url}): "
                                   f"{reason}") from None
@@ -134,6 +142,11 @@ class Registry:
 
     def _request(self, method: str, path: str, reference: str, body: bytes | None = None,
                  media_type: str | None = None):
+        return retry(lambda: self._attempt(method, path, reference, body, media_type),
+                     f"{method} {self.host}/{path}:{reference}", self.host, self.retries)
+
+    def _attempt(self, method: str, path: str, reference: str, body: bytes | None,
+                 media_type: str | None):
         url = f"{self.base_url}/v2/{path}/manifests/{urllib.parse.quote(reference, safe=':')}"
         for attempt in range(2):
             request = urllib.request.Request(url, data=body, method=method)
@@ -153,7 +166,7 @@ class Registry:
                     self._token = self._authorize(err.headers.get("WWW-Authenticate", ""))
                     continue
                 raise DockerError(f"{method} {url}: {err.code} {err.reason}") from None
-            except (urllib.error.URLError, OSError) as err:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
                 reason = getattr(err, "reason", err)
                 raise DockerError(f"registry {self.host} unreachable: {reason}") from None
         raise DockerError(f"{method} {url}: unauthorized; run `docker login {self.host}`")

@@ -71,6 +71,13 @@ class Fields:
             raise self.fail(key, f"expected true or false, got {kind_of(value)}")
         return value
 
+    def integer(self, table: dict, key: str, default: int, low: int, high: int) -> int:
+        value = table.get(key.rsplit(".", 1)[-1], default)
+        if type(value) is not int or not low <= value <= high:
+            got = repr(value) if type(value) is int else kind_of(value)
+            raise self.fail(key, f"expected a whole number from {low} to {high}, got {got}")
+        return value
+
     def platforms(self, table: dict, key: str, default: tuple) -> tuple[Platform, ...]:
         if key.rsplit(".", 1)[-1] not in table:
             return default

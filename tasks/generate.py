@@ -39,7 +39,7 @@ class Run:
 
     @classmethod
     def of(cls, manifest: Manifest, verify: bool = True) -> "Run":
-        probe = RegistryProbe(manifest.registries)
+        probe = RegistryProbe(manifest.registries, manifest.retries)
         for image in manifest.images:
             probe.expect(image.refs)
             for platform in image.platforms:

@@ -24,6 +24,8 @@ _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _TAG_MAX = 128
+DEFAULT_RETRIES = 3  # registry retries after the first attempt (`retries:`)
+MAX_RETRIES = 10
 
 
 def platform_tag(tag: str, platform: Platform) -> str:
@@ -57,6 +59,7 @@ class Image:
     depends_on: tuple[str, ...] = ()  # images of the manifest this one is built FROM
     base_images: tuple[str, ...] = ()  # images from outside the manifest it is built FROM
     method: Method = Method()
+    retries: int = DEFAULT_RETRIES  # registry operations: attempts after the first
 
     def dockerfile_for(self, platform: Platform) -> Path:
         """The Dockerfile one platform is built from (`dockerfiles:` may name its own)."""
@@ -86,6 +89,7 @@ class Manifest:
     cache: str = "registry"  # or "local": never reuse images by content tag
     builder: str | None = None  # a buildx builder name, or "auto"
     registries: tuple[RegistrySettings, ...] = ()
+    retries: int = DEFAULT_RETRIES  # for registry checks that belong to no one image
 
     @property
     def insecure_hosts(self) -> frozenset[str]:
@@ -144,8 +148,9 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     if not images_raw:
         raise ManifestError(shown, "images", "no images; add at least one under `images:`")
     defaults = {name: top[name] for name in METHOD_DEFAULTS if name in top}
+    retries = fields.integer(top, "retries", DEFAULT_RETRIES, 0, MAX_RETRIES)
     images = tuple(
-        _parse_image(fields, str(name), raw, path.parent, registry, platforms, defaults)
+        _parse_image(fields, str(name), raw, path.parent, registry, platforms, defaults, retries)
         for name, raw in images_raw.items()
     )
     images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
@@ -156,7 +161,7 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     registries = parse_registries(fields, top.get("registries"), path.parent)
     return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
                     registries=registries,
-                    builder=builder)
+                    builder=builder, retries=retries)
 
 
 def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
@@ -209,7 +214,8 @@ def _is_reference(ref: str) -> bool:
     return True
 
 
-def _parse_image(fields, name, raw, base: Path, registry, default_platforms, defaults) -> Image:
+def _parse_image(fields, name, raw, base: Path, registry, default_platforms, defaults,
+                 default_retries: int = DEFAULT_RETRIES) -> Image:
     key = f"images.{name}"
     if not _IMAGE_NAME.fullmatch(name):
         raise fields.fail(
@@ -257,8 +263,9 @@ def _parse_image(fields, name, raw, base: Path, registry, default_platforms, def
         )
     pull = fields.boolean(image, f"{key}.pull", True)
     method = parse_method(fields, image, key, defaults, context, platforms, base)
+    retries = fields.integer(image, f"{key}.retries", default_retries, 0, MAX_RETRIES)
     return Image(name, context, dockerfile, repository, tags, platforms, args, target, pull,
-                 method=method)
+                 method=method, retries=retries)
 
 
 def _parse_tags(fields, image: dict, key: str, platforms) -> tuple[str, ...]:
@@ -286,13 +293,13 @@ def _scalar(fields: Fields, key: str, value) -> str:
 METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
 TOP_KEYS = frozenset(
     {"version", "registry", "platforms", "images", "cache", "builder", "registries",
-     *METHOD_DEFAULTS}
+     "retries", *METHOD_DEFAULTS}
 )
 CACHE_MODES = ("registry", "local")
 IMAGE_KEYS = frozenset(
     {
         "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",
         "pull", "depends_on", "strategy", "arch", "arch_arg", "dockerfiles", "outputs",
-        "attestations", "fallback", "secrets",
+        "attestations", "fallback", "secrets", "retries",
     }
 )

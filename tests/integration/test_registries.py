@@ -112,7 +112,8 @@ def test_a_registry_that_is_down_stops_the_run_before_building(workspace, remote
 
     said = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "registry 10.77.0.2:5999 is unreachable" in said
+    assert ("GET http://10.77.0.2:5999/v2/: registry 10.77.0.2:5999 refused the connection "
+            "(4 attempts)") in said
     assert "$ docker build" not in said
 
 

@@ -156,6 +156,16 @@ def test_repository_gets_the_registry_unless_it_names_a_domain(
     assert load(document).image("app").repository == expected
 
 
+def test_retries_default_to_3_top_level_sets_them_an_image_overrides(project):
+    make_context(project / "b")
+    assert load(VALID).retries == 3
+    assert load(VALID).image("app").retries == 3
+    manifest = load(patched({"retries": 5, "images.b": {"context": "b", "retries": 0}}))
+    assert manifest.retries == 5
+    assert manifest.image("app").retries == 5
+    assert manifest.image("b").retries == 0
+
+
 def test_build_args_are_stringified_in_order(project):
     args = {"N": 3, "ON": True, "OFF": False, "RATIO": 1.5, "NAME": "x", "EMPTY": ""}
     got = load(image(build_args=args)).image("app").build_args
@@ -338,6 +348,17 @@ BAD = [
     ({"images.app.pull": "yes"}, "images.app.pull", "expected true or false, got a str"),
     ({"images.app.pull": None}, "images.app.pull", "expected true or false, got nothing"),
     ({"images.app.pull": 1}, "images.app.pull", "expected true or false, got a number"),
+    ({"retries": -1}, "retries", "expected a whole number from 0 to 10, got -1"),
+    ({"retries": 11}, "retries", "expected a whole number from 0 to 10, got 11"),
+    ({"retries": "3"}, "retries", "expected a whole number from 0 to 10, got a str"),
+    ({"retries": True}, "retries", "expected a whole number from 0 to 10, got a boolean"),
+    ({"retries": 2.5}, "retries", "expected a whole number from 0 to 10, got a number"),
+    ({"images.app.retries": 99}, "images.app.retries",
+     "expected a whole number from 0 to 10, got 99"),
+    ({"images.app.retries": None}, "images.app.retries",
+     "expected a whole number from 0 to 10, got nothing"),
+    ({"images.app.retires": 2}, "images.app.retires",
+     "unknown key 'retires'; did you mean 'retries'?"),
     # User text with a line break is escaped, so the error stays on one line.
     ({"images": {"a\nb": {"context": "app"}}}, "images.a\\nb", "an image name is letters"),
     ({"images.app.x\ny": 1}, "images.app.x\\ny", "unknown key 'x\\ny'"),
