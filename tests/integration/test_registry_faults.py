@@ -87,6 +87,7 @@ def test_pushes_and_lists_survive_faults_byte_identical(workspace, tmp_path):
     output = result.stdout + result.stderr
     print(f"\nfaults: {proxy.summary()}; retries made: {retries_made(output)}; "
           f"doit build exit {result.returncode}")
+    print("\n".join(proxy.log))
 
     assert proxy.faults >= 3, proxy.summary()
     assert retries_made(output) >= 1
@@ -151,3 +152,24 @@ def test_the_registry_client_retries_each_request(engine):
     assert raw(f"{REGISTRY}/{namespace}/bb:v2") == raw(f"{REGISTRY}/{namespace}/bb:v1") == body
     assert re.fullmatch(rf"GET localhost:{proxy.port}/{namespace}/bb:v1: registry "
                         rf"localhost:{proxy.port} .+ \(3 attempts\)", info.value.message)
+
+
+def test_a_buildx_push_is_retried(workspace):
+    """The buildx strategy's one `buildx build --push`. BuildKit retries each request itself
+    (3 times, 1 s, 2 s, 4 s), so the list's PUT fails 4 times: BuildKit gives up, multiarch
+    runs the build again (from the cache), and that push goes through."""
+    with FaultProxy(share=1.0, limit=4, methods={"PUT"}, paths="/manifests/v1",
+                    kinds=["503"]) as proxy:
+        project(workspace, uuid.uuid4().hex, f"localhost:{proxy.port}", retries=2)
+        path = workspace.path / "multiarch.yaml"
+        path.write_text(path.read_text() + "strategy: buildx\n")
+        result = workspace.doit("build")
+    print(f"\nfaults: {proxy.summary()}; retries made: {retries_made(result.stdout)}")
+
+    assert proxy.faults == 4
+    assert retries_made(result.stdout) == 1
+    assert result.stdout.count("$ docker buildx build") == len(IMAGES) + 1
+    for name in IMAGES:
+        listed = raw_manifest(f"{REGISTRY}/{workspace.namespace}/{name}:v1")
+        assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
+                      for m in listed["manifests"]) == PLATFORMS

@@ -32,16 +32,20 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 class FaultProxy:
     """``with FaultProxy(share=0.3, seed=1) as proxy:`` serves on 127.0.0.1:``proxy.port``.
 
-    Address it as ``localhost:<port>``: the engine (containerd store) speaks plain HTTP to
-    `localhost` without configuration, but tries HTTPS first for a bare 127.0.0.1:<port>.
+    Address it as ``localhost:<port>`` (or 127.0.0.1:<port>): loopback registries need no
+    daemon.json entry; the engine tries HTTPS first and falls back to HTTP on the proxy's
+    plain answer to its TLS hello (see ``handle_one_request``).
 
-    ``methods`` limits the faults to those request methods (e.g. the writes); ``counts``
-    holds faults injected by kind, and ``requests`` every request served.
+    ``methods`` limits the faults to those request methods (e.g. the writes), ``paths`` to
+    paths containing it (e.g. "/manifests/"), ``limit`` their number; ``counts`` holds the
+    faults injected by kind, and ``requests`` every request served.
     """
 
     def __init__(self, share: float, seed: int = 0, kinds=KINDS, clean_after: int = 0,
-                 methods=None, stall_seconds: float = 1.0, upstream=UPSTREAM):
+                 methods=None, paths: str = "", stall_seconds: float = 1.0,
+                 limit: int | None = None, upstream=UPSTREAM):
         self.share, self.kinds, self.clean_after = share, tuple(kinds), clean_after
+        self.limit, self.paths = limit, paths
         self.methods = frozenset(methods) if methods else None
         self.stall_seconds, self.upstream = stall_seconds, upstream
         self.random = random.Random(seed)
@@ -70,10 +74,11 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             draw, pick = self.random.random(), self.random.random()
-            if self._clean > 0 or (self.methods and method not in self.methods):
+            if (self._clean > 0 or (self.methods and method not in self.methods)
+                    or self.paths not in path):
                 self._clean = max(0, self._clean - 1)
                 return None
-            if draw >= self.share:
+            if draw >= self.share or (self.limit is not None and self.faults >= self.limit):
                 return None
             kinds = [k for k in self.kinds if k != "stall" or has_body or method == "GET"]
             if not kinds:
@@ -81,7 +86,7 @@ class FaultProxy:
             kind = kinds[int(pick * len(kinds))]
             self.counts[kind] += 1
             self._clean = self.clean_after
-            self.log.append(f"{method} {path} -> {kind}")
+            self.log.append(f"{method} {path.split('?')[0]} -> {kind}")
             return kind
 
     def summary(self) -> str:
