@@ -4,9 +4,8 @@ import os
 
 from doit import get_var, loader
 
-from builders.doctor import doctor_task
 from tasks import exports, generate, lock
-from tasks.load import load_or_exit, manifest_path
+from tasks.load import load_or_exit, manifest_path, settle
 from tasks.reporter import for_manifest
 
 INVOKED_IN = loader.initial_workdir or os.getcwd()
@@ -18,6 +17,7 @@ MANIFEST = load_or_exit(
 lock.hold_for_command(MANIFEST.state_dir)
 
 RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"))
+settle()
 
 DOIT_CONFIG = {
     "default_tasks": ["build"],
@@ -49,7 +49,7 @@ def task_export():
 
 
 def task_doctor():
-    return doctor_task(RUN)
+    return generate.doctor_task(RUN)
 
 
 def task_registries():

@@ -347,15 +347,3 @@ def doctor(manifest: Manifest) -> dict:
         raise DockerError(f"doctor: {len(errors)} problem(s) stop {manifest.path.name} from "
                           f"building here: {subjects}")
     return facts
-
-
-def doctor_task(run) -> dict:
-    """The `doctor` task dict for dodo.py, over a tasks.generate.Run."""
-    from tasks.generate import step  # tasks.generate imports builders; not the other way
-
-    return {
-        "doc": "check the engine, builder, QEMU handlers and registries this manifest needs",
-        "actions": [(step, [doctor, run.manifest])],
-        "uptodate": [False],
-        "verbosity": 2,
-    }

@@ -5,11 +5,11 @@ import hashlib
 import json
 import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK, S_ISREG, S_IXUSR
 
 # Go's unicode.IsSpace set: str.strip() would also trim \x1c-\x1f, which strings.TrimSpace keeps.
 _SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009" \
@@ -20,6 +20,7 @@ _CLASS_CHAR = r"(?:\\.|[^\\\]-])"  # Go's getEsc: an escaped rune, or any but '\
 # What Go's filepath.Match accepts: escapes complete, classes closed, non-empty, with sane ranges.
 _GO_GLOB = re.compile(rf"(?:\\.|\[\^?+(?:{_CLASS_CHAR}(?:-{_CLASS_CHAR})?)+\]|[^\\\[])*", re.S)
 _RACY_NS = 2_000_000_000  # files changed this recently are hashed but not cached
+_CACHE_VERSION = 2  # of the stat cache files
 
 
 def _clean(path: str) -> str:
@@ -127,18 +128,20 @@ class PatternMatcher:
 
     def _matches(self, path: str, parents: list[bool]) -> tuple[bool, list[bool]]:
         """MatchesUsingParentResults: ``parents`` holds the parent's per-pattern results, or []."""
-        matched, results = False, []
-        parent = _clean(path[: path.rfind("/") + 1])  # filepath.Dir
-        parent_dirs = parent.split("/") if not parents and parent != "." else []
+        matched, results, parent_dirs = False, [], []
+        if not parents:  # no parent results: match the parent folders too
+            parent = _clean(path[: path.rfind("/") + 1])  # filepath.Dir
+            parent_dirs = parent.split("/") if parent != "." else []
         for index, pattern in enumerate(self.patterns):
-            match = bool(parents) and parents[index]
+            match = parents[index] if parents else False
             if not match:
                 if pattern.exclusion != matched:
                     results.append(False)
                     continue
-                match = pattern.match(path) or any(
-                    pattern.match("/".join(parent_dirs[: n + 1])) for n in range(len(parent_dirs))
-                )
+                match = pattern.match(path)
+                if not match and parent_dirs:
+                    match = any(pattern.match("/".join(parent_dirs[: n + 1]))
+                                for n in range(len(parent_dirs)))
             results.append(match)
             if match:
                 matched = not pattern.exclusion
@@ -175,32 +178,49 @@ def read_ignore_file(context: Path, dockerfile: Path) -> list[str]:
 
 
 def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[tuple]:
-    """Yield (relative, kind, stat) of every sent entry, pruning like fsutil's filter walker."""
+    """Yield (relative, kind, stat) of every sent entry, pruned like fsutil's filter walker.
+
+    One ``lstat`` per entry (DirEntry's) and nothing else per file: a no-op run stats the
+    context and reads nothing. Order is scandir's; callers sort what they compare. A
+    generator, so the 10,000s of tuples die young and never wake the cyclic GC.
+    """
     matcher = PatternMatcher(read_ignore_file(context, dockerfile))
     prune = not any(p.exclusion and _PATTERN_CHARS & set(_without_glob(p.text))
                     for p in matcher.patterns)
     skipped = {(s.st_dev, s.st_ino) for s in (os.stat(p) for p in skip if os.path.isdir(p))}
-
+    matches = matcher._matches if matcher.patterns else None  # no .dockerignore: send all
     sent_parents: set[str] = set()
-    matching = bool(matcher.patterns)  # no .dockerignore: every entry is sent, nothing to match
-
-    def visit(folder: str, relative: str, parents: list[bool], pending: tuple, excluded: bool):
+    # (folder, relative prefix, parents' pattern results, excluded ancestors waiting, excluded)
+    stack: list[tuple] = [(str(context), "", [], (), False)]
+    while stack:
+        folder, prefix, parents, pending, excluded = stack.pop()
         try:
-            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+            with os.scandir(folder) as listing:
+                entries = list(listing)
         except OSError:
             if excluded:  # fsutil ignores unreadable folders it only walks for exceptions
-                return
+                continue
             raise
         for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
+            path = prefix + entry.name
             info = entry.stat(follow_symlinks=False)
             mode = info.st_mode
-            kind = "dir" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode) else "file"
-            if kind == "file" and not stat.S_ISREG(mode):
+            if S_ISREG(mode):
+                kind = "file"
+            elif S_ISDIR(mode):
+                if skipped and (info.st_dev, info.st_ino) in skipped:
+                    continue
+                kind = "dir"
+            elif S_ISLNK(mode):
+                kind = "link"
+            else:
                 continue  # sockets, pipes, devices: not sent
-            if kind == "dir" and (info.st_dev, info.st_ino) in skipped:
+            if matches is None:
+                yield path, kind, info
+                if kind == "dir":
+                    stack.append((entry.path, path + "/", parents, (), False))
                 continue
-            hit, results = matcher._matches(path, parents) if matching else (False, [])
+            hit, results = matches(path, parents)
             if hit and kind == "dir" and prune and not matcher.may_include_below(path):
                 continue
             if not hit:  # an excluded parent is sent once something inside it is
@@ -211,9 +231,7 @@ def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[t
                 yield path, kind, info
             if kind == "dir":
                 inner = (*pending, (path, kind, info)) if hit else ()
-                yield from visit(entry.path, path, results, inner, hit)
-
-    yield from visit(str(context), "", [], (), False)
+                stack.append((entry.path, path + "/", results, inner, hit))
 
 
 def sent_files(context: Path, dockerfile: Path) -> list[str]:
@@ -223,45 +241,53 @@ def sent_files(context: Path, dockerfile: Path) -> list[str]:
 
 
 class StatCache:
-    """(size, mtime_ns, inode, mode) → sha256 per relative path, stored as JSON at a given path,
-    so re-hashing an unchanged context costs one stat per file and no reads."""
+    """sha256 per relative path, trusted while the file's (size, mtime_ns, inode, mode) stay
+    the same; stored as JSON at a given path, so re-hashing an unchanged context costs one
+    stat per file and no reads.
+
+    An entry is one string, ``"size:mtime_ns:inode:mode:sha256"``: strings load from JSON
+    several times faster than lists (no objects for the cyclic GC to track).
+    """
 
     def __init__(self, path: Path | None) -> None:
-        self.path, self.reads, self.entries, self._used = path, 0, {}, set()
+        self.path, self.reads, self.entries = path, 0, {}
         with contextlib.suppress(OSError, ValueError, LookupError, TypeError, AttributeError):
-            entries = json.loads(path.read_text())["entries"] if path else {}
-            if all(isinstance(v, list) and len(v) == 5 for v in entries.values()):
+            stored = json.loads(path.read_bytes()) if path else {}
+            entries = stored["entries"] if stored.get("version") == _CACHE_VERSION else {}
+            if all(type(v) is str for v in entries.values()):
                 self.entries = entries
         self._saved = dict(self.entries)
+        self._used: dict[str, str] = {}  # what this run used, as it will be saved
 
     def file_digest(self, context: Path, relative: str) -> str:
         """sha256 of one file, read only when its stat key differs from the cached one."""
         return self._digest(context, relative, os.lstat(context / relative))
 
     def _digest(self, context: Path, relative: str, info: os.stat_result) -> str:
-        key = [info.st_size, info.st_mtime_ns, info.st_ino, info.st_mode]
-        self._used.add(relative)
+        key = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}:{info.st_mode}:"
         cached = self.entries.get(relative)
-        if cached and cached[:4] == key:
-            return cached[4]
+        if cached is not None and cached.startswith(key):
+            self._used[relative] = cached
+            return cached[len(key):]
         with open(os.path.join(context, relative), "rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()
         self.reads += 1
         if time.time_ns() - info.st_mtime_ns > _RACY_NS:  # else a same-size edit could hide
-            self.entries[relative] = [*key, digest]
+            self.entries[relative] = self._used[relative] = key + digest
         return digest
 
     def save(self) -> None:
         """Write the entries used since loading, atomically; a read-only folder just skips it."""
         if self.path is None:
             return
-        entries = {k: v for k, v in self.entries.items() if k in self._used}
+        entries = self._used
         if entries == self._saved:
             return  # a no-op run writes nothing
-        self._saved = entries
+        self._saved = dict(entries)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            tmp.write_text(json.dumps({"version": 1, "entries": entries}, sort_keys=True))
+            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "entries": entries},
+                                      sort_keys=True))
             os.replace(tmp, self.path)
         except OSError:
             with contextlib.suppress(OSError):
@@ -274,23 +300,23 @@ def context_entries(context: Path, dockerfile: Path, cache: StatCache | None = N
 
     Kept per build so a later run can say which entry changed, not only that one did.
     """
-    cache = cache if cache is not None else StatCache(None)
+    digest = (cache if cache is not None else StatCache(None))._digest
     entries = {}
     for relative, kind, info in _walk(context, dockerfile, skip):
         if kind == "file":
-            content = cache._digest(context, relative, info)
+            executable = "1" if info.st_mode & S_IXUSR else "0"
+            entries[relative] = f"file:{executable}:{digest(context, relative, info)}"
+        elif kind == "dir":
+            entries[relative] = "dir:0:"
         else:
-            content = os.readlink(context / relative) if kind == "link" else ""
-        executable = kind == "file" and bool(info.st_mode & stat.S_IXUSR)
-        entries[relative] = f"{kind}:{executable:d}:{content}"
+            entries[relative] = f"link:0:{os.readlink(os.path.join(context, relative))}"
     return entries
 
 
 def digest_entries(entries: dict[str, str]) -> str:
-    digest = hashlib.sha256()
-    for relative in sorted(entries):
-        digest.update(f"{relative}\0{entries[relative]}\n".encode(errors="surrogateescape"))
-    return "sha256:" + digest.hexdigest()
+    """sha256 over the sorted entries, one ``relative\0entry\n`` line each."""
+    lines = "".join([f"{relative}\0{entries[relative]}\n" for relative in sorted(entries)])
+    return "sha256:" + hashlib.sha256(lines.encode(errors="surrogateescape")).hexdigest()
 
 
 def context_digest(context: Path, dockerfile: Path, cache: StatCache | None = None,

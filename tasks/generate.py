@@ -8,15 +8,24 @@ from doit.exceptions import TaskFailed
 from doit.task import result_dep
 from doit.tools import config_changed
 
-from builders import build, buildx, inspect, manifest_list, preflight, push
+from builders import preflight
 from builders.errors import DockerError
 from builders.probe import RegistryProbe
 from tasks import status
 from tasks.inputs import Inputs, inputs_unchanged
+from tasks.later import builder
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
 from tasks.registries import buildkitd_config, write_buildkitd_toml
 from tasks.uptodate import still_in_registry
+
+# Builders are imported when a task runs, so `doit list` and a no-op build load none of them.
+_BUILD = builder("builders.build:build_or_reuse")
+_BUILDX = builder("builders.buildx:build_and_push")
+_FALLBACK = builder("builders.buildx:manifest_fallback")
+_INSPECT = builder("builders.inspect:inspect")
+_PUBLISH = builder("builders.manifest_list:publish")
+_PUSH = builder("builders.push:push")
 
 
 @dataclass
@@ -52,7 +61,8 @@ def _manifest_strategy(manifest: Manifest) -> list[Image]:
 
 
 def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
-    """Run a builder; a DockerError becomes doit's TaskFailed, shown without a traceback."""
+    """Run a builder (a tasks.later.builder: imported now, not at task creation); a DockerError
+    becomes doit's TaskFailed, shown without a traceback."""
     try:
         return action(*args, **kwargs)
     except DockerError as err:
@@ -92,7 +102,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
-            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
+            "actions": [(step, [_INSPECT, image, run.manifest.registries])],
             "uptodate": [result_dep(f"manifest:{image.name}"),
                          still_in_registry(image.refs, "lists", run.checked_probe)],
             "verbosity": 2,
@@ -101,7 +111,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
-                "actions": [(step, [build.build_or_reuse, image, platform, manifest.state_dir,
+                "actions": [(step, [_BUILD, image, platform, manifest.state_dir,
                                     run.inputs, manifest.cache == "registry",
                                     manifest.registries])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
@@ -115,15 +125,14 @@ def _buildx_task(run: Run, image: Image) -> dict:
     state_dir = run.manifest.state_dir
     fallback = None
     if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
-        fallback = partial(buildx.manifest_fallback, image, state_dir, run.inputs,
-                           run.manifest.insecure_hosts)
+        fallback = partial(_FALLBACK, image, state_dir, run.inputs, run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
     return {
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
-        "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
+        "actions": [(step, [_BUILDX, image, state_dir, run.manifest.builder,
                             fallback]),
-                    (step, [inspect.inspect, image, run.manifest.registries])],
+                    (step, [_INSPECT, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
                      still_in_registry(image.refs, "lists", run.checked_probe)],
         "task_dep": _bases(run, image)
@@ -140,7 +149,7 @@ def inspect_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"check {', '.join(image.refs)} lists exactly {len(image.platforms)} platforms",
-            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
+            "actions": [(step, [_INSPECT, image, run.manifest.registries])],
             "uptodate": [False],
             "verbosity": 2,
         }
@@ -156,7 +165,7 @@ def push_tasks(run: Run) -> Iterator[dict]:
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
-                "actions": [(step, [push.push, image, platform, manifest.state_dir])],
+                "actions": [(step, [_PUSH, image, platform, manifest.state_dir])],
                 "getargs": {"built": (built, None)},
                 "setup": ["registries"],
                 "uptodate": [
@@ -178,7 +187,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"docker manifest create/push {', '.join(image.refs)}",
-            "actions": [(step, [manifest_list.publish, image, manifest.insecure_hosts])],
+            "actions": [(step, [_PUBLISH, image, manifest.insecure_hosts])],
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),
@@ -186,6 +195,16 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
             ],
             "verbosity": 2,
         }
+
+
+def doctor_task(run: Run) -> dict:
+    """`doctor`: check the engine, builder, QEMU handlers and registries this manifest needs."""
+    return {
+        "doc": "check the engine, builder, QEMU handlers and registries this manifest needs",
+        "actions": [(step, [builder("builders.doctor:doctor"), run.manifest])],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
 
 
 def status_task(run: Run) -> dict:

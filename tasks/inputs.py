@@ -1,5 +1,6 @@
 """Input digests: what a per-platform build depends on, hashed, so doit can skip it."""
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -8,6 +9,7 @@ from pathlib import Path
 from tasks.context import StatCache, context_entries, digest_entries
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
+from tasks.uptodate import CHECKER_SIGNATURE
 
 
 class Inputs:
@@ -25,9 +27,13 @@ class Inputs:
         self.skip = (*skip, manifest.state_dir) if manifest else skip
         self.state_dir = manifest.state_dir if manifest else None
         self._entries: dict[str, dict[str, str]] = {}
+        self._context_digests: dict[str, str] = {}
+        self._files: dict[Path, str] = {}
+        self._breakdowns: dict[tuple[str, Platform], dict] = {}
         self._digests: dict[tuple[str, Platform], str] = {}
         self._caches: dict[str, StatCache] = {}
         self._lock = threading.RLock()
+        self._asking: threading.Thread | None = None
 
     def __getstate__(self) -> dict:
         """What `doit -P process` sends a worker (spawn/forkserver pickle every task's
@@ -39,9 +45,19 @@ class Inputs:
         self.skip = state["skip"]
 
     def breakdown(self, image: Image, platform: Platform) -> dict:
-        """Every input of one build, by name; the digest is taken over this."""
+        """Every input of one build, by name; the digest is taken over this.
+
+        Memoised per run like the rest: the caller must not change it.
+        """
+        with self._lock:
+            key = (image.name, platform)
+            if key not in self._breakdowns:
+                self._breakdowns[key] = self._breakdown(image, platform)
+            return self._breakdowns[key]
+
+    def _breakdown(self, image: Image, platform: Platform) -> dict:
         parts = {
-            "dockerfile": hashlib.sha256(image.dockerfile_for(platform).read_bytes()).hexdigest(),
+            "dockerfile": self._file_hash(image.dockerfile_for(platform)),
             "method": [image.method.strategy, image.method.arch, image.method.arch_arg,
                        image.method.attestations],
             "context": self.entries(image),
@@ -57,10 +73,36 @@ class Inputs:
                 for name in image.depends_on
             }
         if self.probe is not None and image.pull and image.base_images:
-            parts["base_images"] = {
-                ref: self.probe.platform_digest(ref, platform) for ref in image.base_images
-            }
+            parts["base_images"] = self._base_images(image, platform)
         return parts
+
+    def _base_images(self, image: Image, platform: Platform) -> dict[str, str | None]:
+        """What each outside base of ``image`` points at for ``platform``, from the probe.
+
+        The first call asks about every outside base of the manifest on a thread and walks
+        the contexts of the next images meanwhile: the engine's ``/info`` (for its mirrors)
+        alone takes ~40 ms, time a no-op would otherwise spend waiting.
+        """
+        if self._asking is None and self.manifest is not None:
+            wanted = {(ref, p) for other in self.manifest.images if other.pull
+                      for ref in other.base_images for p in other.platforms}
+            self._asking = threading.Thread(
+                target=self._ask, args=(sorted(wanted, key=str),), daemon=True)
+            self._asking.start()
+        for other in self.manifest.images if self._asking else ():
+            if not self._asking.is_alive():
+                break
+            if other.name not in self._entries:
+                with contextlib.suppress(OSError, ValueError):  # raised again when checked
+                    self.entries(other)
+        return {ref: self.probe.platform_digest(ref, platform) for ref in image.base_images}
+
+    def _ask(self, wanted: list[tuple[str, Platform]]) -> None:
+        for ref, platform in wanted:
+            try:
+                self.probe.platform_digest(ref, platform)
+            except Exception:  # noqa: BLE001 - the check asks again and reports it there
+                return
 
     def digest(self, image: Image, platform: Platform) -> str:
         """The digest a per-platform build is cached under: same digest, same image."""
@@ -68,7 +110,7 @@ class Inputs:
             key = (image.name, platform)
             if key not in self._digests:
                 parts = dict(self.breakdown(image, platform))
-                parts["context"] = digest_entries(parts["context"])
+                parts["context"] = self._context_digest(image)
                 encoded = json.dumps(parts, sort_keys=True).encode()
                 self._digests[key] = "sha256:" + hashlib.sha256(encoded).hexdigest()
             return self._digests[key]
@@ -81,6 +123,20 @@ class Inputs:
                     image.context, image.dockerfile, cache, self.skip)
                 cache.save()
             return self._entries[image.name]
+
+    def _context_digest(self, image: Image) -> str:
+        """digest_entries of an image's context, once per run (not once per platform)."""
+        with self._lock:
+            if image.name not in self._context_digests:
+                self._context_digests[image.name] = digest_entries(self.entries(image))
+            return self._context_digests[image.name]
+
+    def _file_hash(self, path: Path) -> str:
+        """sha256 of a small file (a Dockerfile), read once per run however many ask."""
+        with self._lock:
+            if path not in self._files:
+                self._files[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+            return self._files[path]
 
     def _base_digest(self, base: Image, platform: Platform) -> str | list[str]:
         """A base's digest for the platform being built, or for all of its platforms."""
@@ -164,6 +220,8 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
     reads no context. It never raises: a failure to hash counts as "changed", and the
     build then reports the real problem.
     """
+
+    __signature__ = CHECKER_SIGNATURE
 
     def __init__(self, image: Image, platform: Platform | tuple[Platform, ...],
                  inputs: Inputs | None = None):

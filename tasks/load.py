@@ -1,5 +1,6 @@
 """Find the multiarch.yaml a doit run means, and load it or stop with one line."""
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -41,3 +42,12 @@ def load_or_exit(path: str, invoked_in: str) -> Manifest:
         raise SystemExit(2) from None
     Path(manifest.state_dir).mkdir(exist_ok=True)
     return manifest
+
+
+def settle() -> None:
+    """Move what is loaded so far (modules, the manifest) out of the cyclic GC's sight.
+
+    It lives as long as the run; without this a no-op build's one full collection walks it
+    all again (~15-25 ms of a ~300 ms run).
+    """
+    gc.freeze()

@@ -335,7 +335,8 @@ def test_stat_cache_save_load_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text", ["{not json", "[]", "{}", '{"entries": []}', '{"entries": {"a": 1}}']
+    "text", ["{not json", "[]", "{}", '{"entries": []}', '{"version": 2, "entries": {"a": 1}}',
+             '{"version": 1, "entries": {"a": [1, 2, 3, 4, "ab"]}}']  # v1: lists, not strings
 )
 def test_corrupt_cache_file_is_treated_as_empty(tmp_path, text):
     write(tmp_path / "cache.json", text)

@@ -7,6 +7,7 @@ import pytest
 from builders import buildx, doctor
 from builders.doctor import Finding, diagnose, parse_buildx_inspect, report
 from builders.errors import DockerError
+from tasks import generate
 from tasks.manifest import Image, Manifest
 from tasks.methods import Method
 from tasks.platforms import parse_platform
@@ -287,7 +288,8 @@ def test_doctor_raises_with_the_problem_count(monkeypatch, capsys):
 
 def test_doctor_task_shape():
     run = type("Run", (), {"manifest": manifest()})()
-    task = doctor.doctor_task(run)
+    task = generate.doctor_task(run)
     assert task["uptodate"] == [False]
-    assert task["actions"][0][1] == [doctor.doctor, run.manifest]
+    reference, argument = task["actions"][0][1]
+    assert (reference.resolve(), argument) == (doctor.doctor, run.manifest)
 

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from inspect import signature
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,15 +16,19 @@ from doit.control import TaskControl
 from doit.doit_cmd import DoitMain
 from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
+from doit.task import result_dep
+from doit.tools import config_changed
 
 from builders import build, inspect, manifest_list, preflight, push
 from builders.errors import DockerError
 from tasks import generate
 from tasks.context import context_digest
 from tasks.inputs import input_digest, inputs_unchanged
+from tasks.later import builder
 from tasks.load import manifest_path
 from tasks.manifest import Image, Manifest
 from tasks.platforms import parse_platform
+from tasks.uptodate import still_in_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 DODO = ROOT / "dodo.py"
@@ -547,3 +552,39 @@ def test_default_manifest_prefers_the_invocation_folder(tmp_path, monkeypatch, p
         assert found.resolve().parent in {tmp_path / "user", tmp_path / "repo"}
     else:
         assert found.resolve() == tmp_path / expected / "multiarch.yaml"
+
+
+def test_doit_list_imports_no_stage_builder(project):
+    """Task creation names builders (tasks.later.builder); running one imports it."""
+    code = (
+        "import sys\n"
+        "from doit.cmd_base import DodoTaskLoader\n"
+        "from doit.doit_cmd import DoitMain\n"
+        f"DoitMain(DodoTaskLoader()).run(['list', '--all', '-f', {str(DODO)!r}])\n"
+        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('builders', 'docker')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    loaded = set(done.stdout.splitlines()[-1].split())
+    assert "builders.probe" in loaded  # the run's registry probe: a sanity check of the probe
+    stages = {"builders.buildx", "builders.push", "builders.manifest_list",
+              "builders.inspect", "builders.doctor", "docker"}
+    assert loaded & stages == set()  # builders.export (and so build) come with export tasks
+
+
+def test_builder_reference_resolves_when_called(monkeypatch):
+    reference = builder("builders.push:push")
+    assert reference.resolve() is push.push
+    assert reference == builder("builders.push:push") and repr(reference) == "builders.push.push"
+    monkeypatch.setattr(push, "push", lambda *args: ("pushed", args))
+    assert reference("a", 1) == ("pushed", ("a", 1))
+
+
+def test_checkers_ready_signatures_match_their_call(tmp_path):
+    """doit reads each checker's signature per task; the ready one must say what __call__ takes."""
+    checkers = [result_dep("build:demo"), config_changed({"a": 1}),
+                still_in_registry(("localhost:5000/demo:v1",), "lists"),
+                inputs_unchanged(make_image(tmp_path), AMD64)]
+    for checker in checkers:
+        assert signature(checker).parameters == signature(checker.__call__).parameters, checker
