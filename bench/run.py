@@ -4,6 +4,7 @@ import argparse
 import os
 import random
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -36,7 +37,9 @@ class Bench:
         self.rows: list[tuple[str, str, str]] = []
         self.commands: dict[str, list[str]] = {}
         self.crashes: list[str] = []
+        self.cpu_times: dict[str, list[float]] = {}
         self.returncode = self.runs = 0
+        self.cpu = 0.0  # user + system CPU seconds of the last run(), all attempts
 
     def build_argv(self, verify: bool = True) -> list[str]:
         argv = [sys.executable, "-m", "doit", "-f", str(DODO), "-n", str(self.jobs), "build",
@@ -55,6 +58,7 @@ class Bench:
         self.commands.setdefault(label, argv)
         elapsed, lines = 0.0, []
         self.runs += 1
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         log = self.logs / f"{self.runs:03d}-{label.replace(' ', '-')}.log"
         for attempt in range(5):
             start, first = time.perf_counter(), len(lines)
@@ -76,22 +80,31 @@ class Bench:
             self.crashes.append(crash)
             print(f"  ! {crash}; retrying", flush=True)
             lines.append(f"\n[bench: {crash}, retried]\n")
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
         if self.returncode != 0 and not fail_ok:
             sys.exit(f"\nFAILED ({label}): exit {self.returncode} after {elapsed:.1f} s\n"
                      f"$ {shlex.join(argv)}\n(full log: {log})\n{''.join(lines[-40:])}")
         return elapsed, "".join(lines)
 
-    def sample(self, label: str, runs: list[list[str]], repeat: int) -> list[float]:
-        """A warm-up, then ``repeat`` timed rounds of ``runs``; timed rounds must run no task."""
-        if tasks := executed(self.run(label, runs[0])[1], ""):
-            print(f"  warm-up of {label} ran {len(tasks)} tasks, e.g. {sorted(tasks)[:3]}")
-        times = []
+    def sample(self, runs: dict[str, list[str]], repeat: int) -> dict[str, list[float]]:
+        """A warm-up of each, then ``repeat`` rounds running each once; builds must run no task.
+
+        Interleaved, so a change in the machine's load between figures skews no ratio. Each
+        run's CPU time goes to ``self.cpu_times``: less swayed by other work on the machine.
+        """
+        for label, argv in runs.items():
+            if tasks := executed(self.run(label, argv)[1], ""):
+                print(f"  warm-up of {label} ran {len(tasks)} tasks, e.g. {sorted(tasks)[:3]}")
+        times: dict[str, list[float]] = {label: [] for label in runs}
         for _ in range(repeat):
-            outputs = [self.run(label, argv) for argv in runs]
-            times.append(sum(elapsed for elapsed, _ in outputs))
-            output = "".join(output for _, output in outputs)
-            if "doit" in runs[0] and (tasks := executed(output, "")):
-                print(f"  ! {label}: not a no-op, it ran {len(tasks)} tasks: {sorted(tasks)[:3]}")
+            for label, argv in runs.items():
+                elapsed, output = self.run(label, argv)
+                times[label].append(elapsed)
+                self.cpu_times.setdefault(label, []).append(self.cpu)
+                if "build" in argv and (tasks := executed(output, "")):
+                    print(f"  ! {label}: not a no-op, it ran {len(tasks)} tasks:"
+                          f" {sorted(tasks)[:3]}")
         return times
 
     def row(self, step: str, value: str, target: str = "") -> None:
@@ -244,10 +257,12 @@ def bake(bench: Bench, names: list[str], repeat: int, noop: dict[str, float]) ->
 
 def no_op(bench: Bench, images: dict[str, dict], repeat: int) -> dict[str, float]:
     """No-op build (registry verification off and on) next to `doit list`; their medians."""
-    print(f"== b. no-op build vs list ({repeat} timed runs each, after a warm-up)")
-    listed = bench.sample("b doit list", [bench.list_argv()], repeat)
-    off = bench.sample("b no-op verify=0", [bench.build_argv(verify=False)], repeat)
-    on = bench.sample("b no-op verify on", [bench.build_argv()], repeat)
+    print(f"== b. no-op build vs list ({repeat} rounds of one run each, after a warm-up;"
+          f" load average {os.getloadavg()[0]:.1f})")
+    times = bench.sample({"b doit list": bench.list_argv(),
+                          "b no-op verify=0": bench.build_argv(verify=False),
+                          "b no-op verify on": bench.build_argv()}, repeat)
+    listed, off, on = times.values()
     m_list, m_off, m_on = (statistics.median(s) for s in (listed, off, on))
     bench.row("b doit list", figure(listed))
     bench.row("b no-op build, verify=0", figure(off),
@@ -255,6 +270,10 @@ def no_op(bench: Bench, images: dict[str, dict], repeat: int) -> dict[str, float
                     f"<= 1.5x list ({1.5 * m_list:.2f} s) and <= 0.5 s; {m_off / m_list:.2f}x"))
     tags = sum(len(image["platforms"]) for image in images.values())
     bench.row(f"b no-op build, verify on ({tags} tags)", figure(on), check(m_on <= 1.5, "<= 1.5 s"))
+    cpu = {label: statistics.median(values) for label, values in bench.cpu_times.items()}
+    bench.row("b CPU time (user+sys): list | verify=0 | on", " | ".join(
+        f"{value:.2f} s" for value in cpu.values()),
+        f"verify=0 / list: {cpu['b no-op verify=0'] / cpu['b doit list']:.2f}x")
     return {"on": m_on, "0": m_off}
 
 

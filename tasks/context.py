@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from stat import S_ISDIR, S_ISLNK, S_ISREG, S_IXUSR
+from stat import S_ISLNK, S_ISREG, S_IXUSR
 
 # Go's unicode.IsSpace set: str.strip() would also trim \x1c-\x1f, which strings.TrimSpace keeps.
 _SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009" \
@@ -180,14 +180,16 @@ def read_ignore_file(context: Path, dockerfile: Path) -> list[str]:
 def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[tuple]:
     """Yield (relative, kind, stat) of every sent entry, pruned like fsutil's filter walker.
 
-    One ``lstat`` per entry (DirEntry's) and nothing else per file: a no-op run stats the
-    context and reads nothing. Order is scandir's; callers sort what they compare. A
-    generator, so the 10,000s of tuples die young and never wake the cyclic GC.
+    One ``lstat`` per file or link and none per folder (the dirent says it is one; its stat
+    is None): a no-op run stats the context and reads nothing. Order is scandir's; callers
+    sort what they compare. A generator, so the 10,000s of tuples die young and never wake
+    the cyclic GC.
     """
     matcher = PatternMatcher(read_ignore_file(context, dockerfile))
     prune = not any(p.exclusion and _PATTERN_CHARS & set(_without_glob(p.text))
                     for p in matcher.patterns)
     skipped = {(s.st_dev, s.st_ino) for s in (os.stat(p) for p in skip if os.path.isdir(p))}
+    skipped_inodes = {inode for _, inode in skipped}
     matches = matcher._matches if matcher.patterns else None  # no .dockerignore: send all
     sent_parents: set[str] = set()
     # (folder, relative prefix, parents' pattern results, excluded ancestors waiting, excluded)
@@ -203,18 +205,21 @@ def _walk(context: Path, dockerfile: Path, skip: tuple[Path, ...]) -> Iterator[t
             raise
         for entry in entries:
             path = prefix + entry.name
-            info = entry.stat(follow_symlinks=False)
-            mode = info.st_mode
-            if S_ISREG(mode):
-                kind = "file"
-            elif S_ISDIR(mode):
-                if skipped and (info.st_dev, info.st_ino) in skipped:
-                    continue
-                kind = "dir"
-            elif S_ISLNK(mode):
-                kind = "link"
+            if entry.is_dir(follow_symlinks=False):  # the dirent's type: no lstat needed
+                kind, info = "dir", None
+                if entry.inode() in skipped_inodes:
+                    info = entry.stat(follow_symlinks=False)
+                    if (info.st_dev, info.st_ino) in skipped:
+                        continue
             else:
-                continue  # sockets, pipes, devices: not sent
+                info = entry.stat(follow_symlinks=False)
+                mode = info.st_mode
+                if S_ISREG(mode):
+                    kind = "file"
+                elif S_ISLNK(mode):
+                    kind = "link"
+                else:
+                    continue  # sockets, pipes, devices: not sent
             if matches is None:
                 yield path, kind, info
                 if kind == "dir":

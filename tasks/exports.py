@@ -9,7 +9,7 @@ from doit.tools import config_changed
 
 from builders import export
 from tasks.errors import ManifestError
-from tasks.generate import Run, published, step
+from tasks.generate import Run, group, published, step
 from tasks.inputs import inputs_unchanged
 from tasks.manifest import Image
 from tasks.methods import Output
@@ -26,8 +26,7 @@ def export_tasks(run: Run) -> Iterator[dict]:
     """
     manifest = run.manifest
     names = ", ".join(image.name for image in manifest.images)
-    yield {"name": None,
-           "doc": f"export every image's outputs: tars, OCI layouts, rootfs, loads ({names})"}
+    yield group(f"export every image's outputs: tars, OCI layouts, rootfs, loads ({names})")
     for image in manifest.images:
         counts = Counter(output.type for output in image.method.outputs)
         seen = Counter()

@@ -73,6 +73,12 @@ def _names(manifest: Manifest) -> str:
     return ", ".join(image.name for image in manifest.images)
 
 
+def group(doc: str) -> dict:
+    """A group task's dict: no actions, and up to date, or doit records its "success" on every
+    run, one sqlite commit (an fsync, 5-40 ms here) on a no-op that changed nothing else."""
+    return {"name": None, "doc": doc, "uptodate": [True]}
+
+
 def _platform_task(image: Image, platform: Platform) -> str:
     return f"{image.name}:{platform}"
 
@@ -94,7 +100,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
     Either way it ends by inspecting the lists it published.
     """
     manifest = run.manifest
-    yield {"name": None, "doc": f"build, push and list every image ({_names(manifest)})"}
+    yield group(f"build, push and list every image ({_names(manifest)})")
     for image in manifest.images:
         if image.method.strategy == "buildx":
             yield _buildx_task(run, image)
@@ -144,7 +150,7 @@ def _buildx_task(run: Run, image: Image) -> dict:
 
 def inspect_tasks(run: Run) -> Iterator[dict]:
     """`inspect:<image>`: print each list like `docker manifest inspect --verbose`, and check it."""
-    yield {"name": None, "doc": f"print and check every published list ({_names(run.manifest)})"}
+    yield group(f"print and check every published list ({_names(run.manifest)})")
     for image in run.manifest.images:
         yield {
             "name": image.name,
@@ -158,7 +164,7 @@ def inspect_tasks(run: Run) -> Iterator[dict]:
 def push_tasks(run: Run) -> Iterator[dict]:
     """`push:<image>:<platform>` pushes that platform's tags once its image ID changed."""
     manifest = run.manifest
-    yield {"name": None, "doc": f"push every per-platform image ({_names(manifest)})"}
+    yield group(f"push every per-platform image ({_names(manifest)})")
     for image in _manifest_strategy(manifest):
         for platform in image.platforms:
             built = f"build:{_platform_task(image, platform)}"
@@ -180,7 +186,7 @@ def push_tasks(run: Run) -> Iterator[dict]:
 def manifest_tasks(run: Run) -> Iterator[dict]:
     """`manifest:<image>` creates and pushes the list once every platform is pushed."""
     manifest = run.manifest
-    yield {"name": None, "doc": f"create and push every manifest list ({_names(manifest)})"}
+    yield group(f"create and push every manifest list ({_names(manifest)})")
     for image in _manifest_strategy(manifest):
         pushes = [f"push:{_platform_task(image, platform)}" for platform in image.platforms]
         shape = {"refs": list(image.refs), "platforms": [str(p) for p in image.platforms]}
