@@ -3,8 +3,9 @@
 import os
 
 from doit import get_var, loader
+from doit.globals import Globals
 
-from tasks import exports, generate, lock
+from tasks import exports, generate, lock, state
 from tasks.load import load_or_exit, manifest_path, settle
 from tasks.reporter import for_manifest
 
@@ -26,6 +27,12 @@ DOIT_CONFIG = {
     "par_type": "thread",
     "reporter": for_manifest(MANIFEST),
 }
+
+
+def task_state():
+    """No task: doit's state is committed per task (tasks/state.py); SIGTERM acts as Ctrl-C."""
+    state.commit_each_task(Globals.dep_manager)
+    state.interrupt_on_sigterm()
 
 
 def task_build():

@@ -49,13 +49,14 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     tags = list(image.platform_tags(platform))
     if built.get("input_digest"):
         tags.append(content_tag(built["input_digest"]))
+    # The image the build stage made, by ID: after a killed run its `docker build` may still
+    # finish and move the tag to an image of older inputs.
     try:
-        local = client.images.get(image.platform_refs(platform)[0])
+        local = client.images.get(built.get("image_id") or image.platform_refs(platform)[0])
     except docker.errors.NotFound:
         if state_dir is None:
             raise DockerError(f"{image.platform_refs(platform)[0]} is not in the engine") from None
-        build_stage.build(image, platform, state_dir)
-        local = client.images.get(image.platform_refs(platform)[0])
+        local = client.images.get(build_stage.build(image, platform, state_dir)["image_id"])
     prefix = f"[{image.name} {platform}] "
     host = locate(image.repository)[0]
     digests = {}

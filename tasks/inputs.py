@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -160,11 +161,17 @@ class Inputs:
         return self.state_dir / "inputs" / image.name / f"{platform.suffix}.json"
 
     def record(self, image: Image, platform: Platform, breakdown: dict) -> None:
-        """Keep what a successful build was made of, for `status` to compare against."""
+        """Keep what a successful build was made of, for `status` to compare against.
+
+        Called by doit only once the build succeeded (a value saver); written whole or not
+        at all (a temporary file renamed), so a killed run leaves the previous record.
+        """
         path = self.record_path(image, platform)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(breakdown, sort_keys=True))
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(breakdown, sort_keys=True))
+            os.replace(tmp, path)
 
     def recorded(self, image: Image, platform: Platform) -> dict | None:
         path = self.record_path(image, platform)

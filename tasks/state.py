@@ -1,0 +1,114 @@
+"""doit's state committed after each task, and SIGTERM handled like Ctrl-C.
+
+doit 0.37's backends (sqlite3, dbm, json) keep a run's records in memory and write them once,
+when the run ends. Ctrl-C gets there (KeyboardInterrupt unwinds through doit's `finish`);
+SIGTERM and SIGKILL do not, and every task the run finished is forgotten. Forgetting is safe
+(a forgotten push is checked against the registry, or re-done) but slow, so here each task's
+record is written in its own transaction as soon as doit saves it: a SIGKILL loses at most the
+tasks still running, and SIGTERM becomes a KeyboardInterrupt. A task about to run again loses
+its old record first, so one stopped half-way is never taken for its earlier, finished self.
+
+doit picks its backend by name before it reads dodo.py, and takes other backends only from a
+doit.cfg / pyproject.toml in the user's working directory or an installed entry point. So
+instead the one dependency manager doit made for this run (`doit.globals.Globals.dep_manager`,
+set before task creators run) gets this backend in place of the sqlite3 one it opened on the
+same file; nothing has been read or written through that one yet.
+"""
+
+import signal
+import sys
+import threading
+
+from doit.dependency import Dependency, SqliteDB
+
+from tasks import lock
+
+
+class CommittingSqliteDB(SqliteDB):
+    """doit's sqlite3 backend in WAL mode; `commit(task_id)` writes one task's row at once.
+
+    WAL with synchronous=NORMAL: a commit is a write to the log, no fsync, and survives the
+    process being killed (only a power loss can drop the last commits, which costs a re-check).
+    """
+
+    def __init__(self, name, codec, *, module_name=None):
+        super().__init__(name, codec, module_name=module_name)
+        self._conn.execute("pragma journal_mode=wal")
+        self._conn.execute("pragma synchronous=normal")
+
+    def commit(self, task_id: str) -> None:
+        """Write ``task_id``'s record (or its removal) in one transaction."""
+        if task_id in self._dirty:
+            self._conn.execute("insert or replace into doit values (?,?)",
+                               (task_id, self.codec.encode(self._cache[task_id])))
+            self._dirty.discard(task_id)
+        self._conn.commit()
+
+    def forget(self, task_id: str) -> None:
+        """Drop an unwritten, half-saved record; the row last committed stands."""
+        self._cache.pop(task_id, None)
+        self._dirty.discard(task_id)
+
+
+def runs_tasks(argv: list[str]) -> bool:
+    """Whether doit's command line ``argv`` (without the program) runs tasks (`run`, also
+    when not named), not `list`, `info` or another command that only looks."""
+    return lock.doit_command(argv, lock.doit_commands()) == "run"
+
+
+def commit_each_task(dep_manager: Dependency | None, running: bool | None = None) -> None:
+    """Make ``dep_manager`` write each task's record when doit saves or removes it.
+
+    When the command runs tasks (``running``; by default read from sys.argv), a task found
+    not up to date also loses its old record before it runs: a push stopped half-way may
+    have moved a tag, and the old record must not call it done should the inputs return to
+    what they were. Only doit's own sqlite3 backend is replaced: `--backend json` or `dbm`
+    on the command line is left as chosen (written at the end of the run, as doit does).
+    """
+    if dep_manager is None or type(dep_manager.backend) is not SqliteDB:
+        return
+    opened = dep_manager.backend
+    backend = CommittingSqliteDB(opened.name, opened.codec)
+    opened._conn.close()
+    dep_manager.backend = backend
+    # Dependency binds these in its __init__.
+    dep_manager._set, dep_manager._get, dep_manager._in = backend.set, backend.get, backend.in_
+    dep_manager.remove, dep_manager.remove_all = backend.remove, backend.remove_all
+    save_success, remove_success = dep_manager.save_success, dep_manager.remove_success
+
+    def save_and_commit(task, result_hash=None):
+        try:
+            save_success(task, result_hash)
+        except BaseException:  # a KeyboardInterrupt half-way must not leave half a record
+            backend.forget(task.name)
+            raise
+        backend.commit(task.name)
+
+    def remove_and_commit(task):
+        remove_success(task)
+        backend.commit(task.name)
+
+    dep_manager.save_success = save_and_commit
+    dep_manager.remove_success = remove_and_commit
+    if running is None:
+        running = runs_tasks(sys.argv[1:])
+    if running:
+        get_status = dep_manager.get_status
+
+        def get_status_forgetting(task, tasks_dict, get_log=False):
+            status = get_status(task, tasks_dict, get_log)
+            if status.status == "run":
+                backend.remove(task.name)
+                backend.commit(task.name)
+            return status
+
+        dep_manager.get_status = get_status_forgetting
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, so doit stops as on Ctrl-C and keeps what finished.
+
+    Only the main thread may set a handler; elsewhere (doit driven from a thread) nothing changes.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
