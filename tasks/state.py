@@ -27,14 +27,15 @@ from tasks import lock
 class CommittingSqliteDB(SqliteDB):
     """doit's sqlite3 backend in WAL mode; `commit(task_id)` writes one task's row at once.
 
-    WAL with synchronous=NORMAL: a commit is a write to the log, no fsync, and survives the
-    process being killed (only a power loss can drop the last commits, which costs a re-check).
+    WAL with synchronous=FULL: each commit is an append to the log and one fsync (~0.3 ms
+    here), so it is on disk before the next step starts, even across a power cut. A no-op
+    run commits nothing.
     """
 
     def __init__(self, name, codec, *, module_name=None):
         super().__init__(name, codec, module_name=module_name)
         self._conn.execute("pragma journal_mode=wal")
-        self._conn.execute("pragma synchronous=normal")
+        self._conn.execute("pragma synchronous=full")
 
     def commit(self, task_id: str) -> None:
         """Write ``task_id``'s record (or its removal) in one transaction."""
