@@ -30,9 +30,10 @@ DOIT_CONFIG = {
 
 
 def task_state():
-    """No task: doit's state is committed per task (tasks/state.py); SIGTERM acts as Ctrl-C."""
+    """No task: state committed per task, SIGTERM as Ctrl-C, a killed run's builds stopped."""
     state.commit_each_task(Globals.dep_manager)
     state.interrupt_on_sigterm()
+    state.stop_leftover_builds(MANIFEST.state_dir)
 
 
 def task_build():

@@ -3,6 +3,7 @@
 import functools
 import os
 import platform as host_platform
+import re
 from pathlib import Path
 
 from builders import cache
@@ -62,13 +63,30 @@ def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
     return state_dir / "iid" / f"{image.name}-{platform.suffix}"
 
 
+# A build killed while exporting (its doit run interrupted) can leave BuildKit (containerd
+# store) a cache record whose snapshot is gone: every later build of the same inputs then fails
+# so, until a build without the cache writes the record again.
+_BROKEN_CACHE = re.compile(r"failed to commit \S+ .*snapshot \S+ does not exist")
+
+
+def is_broken_cache(output: str) -> bool:
+    return bool(_BROKEN_CACHE.search(output))
+
+
 def build(image: Image, platform: Platform, state_dir: Path) -> dict:
     """Build and tag one platform; return the local image ID for the push stage to check."""
     iidfile = iidfile_path(state_dir, image, platform)
     iidfile.parent.mkdir(parents=True, exist_ok=True)
     iidfile.unlink(missing_ok=True)
-    run(build_argv(image, platform, iidfile), f"build {image.name} for {platform}",
-        prefix=f"[{image.name} {platform}] ", progress="building")
+    argv, prefix = build_argv(image, platform, iidfile), f"[{image.name} {platform}] "
+    what = f"build {image.name} for {platform}"
+    try:
+        run(argv, what, prefix=prefix, progress="building")
+    except DockerError as err:
+        if not is_broken_cache(err.output):
+            raise
+        say(f"{prefix}BuildKit's cache of an interrupted build is broken; again with --no-cache")
+        run([*argv[:-1], "--no-cache", argv[-1]], what, prefix=prefix, progress="building")
     return {"image_id": iidfile.read_text().strip(), "source": "build",
             "emulated": is_emulated(platform, engine_arch())}
 

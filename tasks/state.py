@@ -15,9 +15,13 @@ set before task creators run) gets this backend in place of the sqlite3 one it o
 same file; nothing has been read or written through that one yet.
 """
 
+import contextlib
+import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 
 from doit.dependency import Dependency, SqliteDB
 
@@ -104,6 +108,62 @@ def commit_each_task(dep_manager: Dependency | None, running: bool | None = None
             return status
 
         dep_manager.get_status = get_status_forgetting
+
+
+def leftover_builds(state_dir: Path) -> list[int]:
+    """Docker CLI processes whose command line names a file in ``state_dir`` (`--iidfile`,
+    `--metadata-file`): with the workspace lock held, only a killed run can have left them."""
+    prefix = (str(state_dir) + os.sep).encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]).startswith(b"docker") and any(
+                arg.startswith(prefix) for arg in argv[1:]):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftover_builds(state_dir: Path, running: bool | None = None,
+                         timeout: float = 10.0) -> list[int]:
+    """Stop the `docker build`s a killed run left behind, before this run builds again.
+
+    They would race this run's identical builds in BuildKit (which can fail one with
+    "snapshot ... does not exist") and could tag an older image after this run's. SIGTERM
+    makes the CLI cancel its build; what still runs after ``timeout`` s gets SIGKILL. Only
+    for a command that runs tasks, and only on Linux (/proc). Returns the pids stopped.
+    """
+    if running is None:
+        running = runs_tasks(sys.argv[1:])
+    if not running or not os.path.isdir("/proc"):
+        return []
+    stopped = pids = leftover_builds(state_dir)
+    if stopped:
+        sys.stderr.write(f"multiarch: stopping {len(stopped)} docker processes a killed run "
+                         f"left (pids {', '.join(map(str, stopped))})\n")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = [pid for pid in pids if _alive(pid)]
+        if not pids:
+            break
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that may never reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def interrupt_on_sigterm() -> None:

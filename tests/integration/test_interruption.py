@@ -28,6 +28,7 @@ SEED = int(os.environ.get("INTERRUPT_SEED", "6"))
 # `RUN sleep 1` gives each build (and the arm64 one under QEMU, more) time to be interrupted.
 DOCKERFILE = "FROM {base}\nARG NONCE\nLABEL it.nonce=$NONCE\nRUN sleep 1 && echo $NONCE > /nonce\n"
 IMAGES = ("base", "app", "solo", "tool")  # app is FROM base
+CHAIN_TASKS = len(IMAGES) * (2 * len(PLATFORMS) + 2)  # build and push per platform, list, image
 
 
 class Scene:
@@ -39,7 +40,8 @@ class Scene:
         for name in IMAGES:
             base = f"{self.repo['base']}:v1" if name == "app" else "busybox:1.35"
             workspace.context(name, DOCKERFILE.format(base=base))
-        self.nonce = {name: f"{name}-0-{rng.randrange(10**9)}" for name in IMAGES}
+        # The namespace too: BuildKit's cache must not carry a NONCE from one test run over.
+        self.nonce = {name: f"{name}-0-{workspace.namespace}" for name in IMAGES}
         self.write()
         self.log = workspace.path / "doit.log"
 
@@ -52,7 +54,7 @@ class Scene:
         """New NONCEs for one or two images (and so for what is built FROM them)."""
         changed = self.rng.sample(IMAGES, self.rng.choice((1, 2)))
         for name in changed:
-            self.nonce[name] = f"{name}-{round_}-{self.rng.randrange(10**9)}"
+            self.nonce[name] = f"{name}-{round_}-{self.ws.namespace}"
         self.write()
         return changed
 
@@ -69,11 +71,14 @@ class Scene:
             return subprocess.Popen(self.argv(*args), cwd=self.ws.path, env=env,
                                     stdout=log, stderr=subprocess.STDOUT)
 
-    def started(self) -> set[str]:
-        """The tasks the last run began (doit's ".  name" lines)."""
+    def began(self) -> list[str]:
+        """The tasks the last run began (doit's ".  name" lines), in order."""
         with self.log.open() as log:
             log.seek(self.offset)
-            return {line.split()[1] for line in log if line.startswith(".  ")}
+            return [line.split()[1] for line in log if line.startswith(".  ")]
+
+    def started(self) -> set[str]:
+        return set(self.began())
 
     def statuses(self, *variables: str) -> dict[str, str]:
         """`doit list --all --status`: task name → U (up to date) or R (will run)."""
@@ -222,17 +227,16 @@ def problems(scene: Scene, done: set[str], said: frozenset = frozenset()) -> lis
 
 
 def interrupt(scene: Scene, args: tuple[str, ...], sig: signal.Signals, delay: float,
-              after: str | None = None) -> bool:
-    """Run `doit build`, send ``sig`` ``delay`` s after the start (or after the first task
-    whose name starts with ``after`` began); True if doit was still running then."""
+              when=lambda began: True) -> bool:
+    """Run `doit build`; once ``when`` holds for the tasks it began (in order), wait ``delay``
+    s more and send ``sig``. True if doit was still running then."""
     process = scene.start(*args)
     deadline = time.monotonic() + 120
-    while after and not any(task.startswith(after) for task in scene.started()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    while not when(scene.began()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
         process.wait(timeout=delay)
+        assert process.returncode == 0, scene.tail()
         return False  # finished first: nothing interrupted
     except subprocess.TimeoutExpired:
         pass
@@ -274,19 +278,22 @@ def test_interrupted_builds_never_leave_a_false_up_to_date(workspace):
             break
         if round_ > 1:
             scene.change(round_)
-        if interrupt(scene, ("-n", "2", "build"), sig, rng.uniform(1.5, 10.0)):
+        # A random point: early (starting up), or just after the k-th task of the run began.
+        k = rng.randrange(CHAIN_TASKS - len(effective(scene.statuses())) + 1)
+        if interrupt(scene, ("-n", "2", "build"), sig, rng.uniform(0.3, 3.0) if k == 0
+                     else rng.uniform(0.0, 1.0), when=lambda began, k=k: len(began) >= k):
             tried[sig.name] += 1
         kept += check(scene, f"{sig.name} in round {round_}", ((), ("verify=0",)),
                       scene.said_up_to_date())
     print(f"interruptions (seed {SEED}): {tried}; finished tasks kept: {kept}; "
           f"{time.monotonic() - started:.0f} s")
-    assert sum(tried.values()) >= 5 and all(tried.values()), tried
+    assert sum(tried.values()) >= 6 and all(tried.values()), tried
 
     run_to_completion(scene, "-n", "2", "build")
     statuses = scene.statuses()
     everything = {name for name in statuses if name.split(":")[0] in ("build", "push", "manifest")
                   and ":" in name}
-    assert len(everything) == (2 * len(PLATFORMS) + 2) * len(IMAGES), statuses
+    assert len(everything) == CHAIN_TASKS, statuses
     assert effective(statuses) == everything, statuses
     said = scene.said_up_to_date()
     assert said == {(name, platform) for name in IMAGES for platform in PLATFORMS}
@@ -311,7 +318,8 @@ def test_state_alone_never_claims_a_killed_task_done(workspace):
             scene.change(round_)
         # Killed a random 0-3 s after the first push began: finished builds are on record.
         if interrupt(scene, ("-n", "2", "build", "verify=0"), signal.SIGKILL,
-                     rng.uniform(0.0, 3.0), after="push:"):
+                     rng.uniform(0.0, 3.0),
+                     when=lambda began: any(task.startswith("push:") for task in began)):
             killed += 1
         kept += check(scene, f"SIGKILL in round {round_}", (("verify=0",),))
     print(f"SIGKILLs (seed {SEED + 1}): {killed}; finished tasks kept: {kept}; "

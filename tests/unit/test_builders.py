@@ -114,6 +114,36 @@ def test_build_reads_the_fresh_iidfile(tmp_path, monkeypatch):
     assert result == {"image_id": digest("1"), "source": "build", "emulated": True}
 
 
+BROKEN = ("#6 exporting to image\n#6 ERROR: failed to commit zz6mqd0a60hx9a294cdr3e7tt to "
+          "owpd23608l3dzn1q6pqz8zjar during finalize: failed to stat active key during commit: "
+          "snapshot zz6mqd0a60hx9a294cdr3e7tt does not exist: not found\n")
+
+
+@pytest.mark.parametrize(("output", "runs"), [(BROKEN, 2), ("ERROR: failed to solve: nope\n", 1)])
+def test_a_cache_broken_by_an_interrupted_build_is_bypassed_once(tmp_path, monkeypatch,
+                                                                 output, runs):
+    """Seen after `doit build` was killed mid-export: the same inputs fail until --no-cache."""
+    iidfile = build_module.iidfile_path(tmp_path, IMAGE, ARM64)
+    seen = []
+
+    def fake_run(argv, what, prefix="", echo=True, progress=None):
+        seen.append(argv)
+        if len(seen) == 1:
+            raise DockerError(f"{what} failed (exit 1)", argv, output)
+        iidfile.write_text(digest("1"))
+        return ""
+
+    monkeypatch.setattr(build_module, "run", fake_run)
+    monkeypatch.setattr(build_module, "engine_arch", lambda: "arm64")
+    if runs == 1:
+        with pytest.raises(DockerError):
+            build_module.build(IMAGE, ARM64, tmp_path)
+    else:
+        assert build_module.build(IMAGE, ARM64, tmp_path)["image_id"] == digest("1")
+    argv = build_argv(IMAGE, ARM64, iidfile)
+    assert seen == [argv, [*argv[:-1], "--no-cache", argv[-1]]][:runs]
+
+
 # ---------------------------------------------------------------- manifest list argv
 
 LIST = "localhost:5000/demo:v1"

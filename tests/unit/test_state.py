@@ -212,3 +212,28 @@ def test_a_task_stopped_half_way_is_not_done_when_the_inputs_return(tmp_path):
     publish(tmp_path, "A")
     assert (tmp_path / "published").read_text() == "A"
     assert status(tmp_path, VERSION="A") == {"publish": "U"}
+
+
+def fake_docker(*args: str) -> subprocess.Popen:
+    """A process that looks like `docker-buildx ... <args>` in /proc, and sleeps."""
+    return subprocess.Popen(["docker-buildx", "-c", "import time; time.sleep(300)", *args],
+                            executable=sys.executable)
+
+
+def test_a_killed_runs_docker_builds_are_stopped_before_a_run(tmp_path):
+    state_dir = tmp_path / ".multiarch"
+    left = fake_docker("--iidfile", f"{state_dir}/iid/demo-arm64")
+    other = fake_docker("--iidfile", f"{tmp_path}/.multiarch2/iid/demo-arm64")  # not ours
+    try:
+        deadline = time.monotonic() + 30
+        while left.pid not in state.leftover_builds(state_dir):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert state.stop_leftover_builds(state_dir, running=False) == []
+        assert state.stop_leftover_builds(state_dir, running=True) == [left.pid]
+        assert left.wait(timeout=10) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for process in (left, other):
+            process.kill()
+            process.wait()
