@@ -1,4 +1,5 @@
-"""doit's state committed after each task, and SIGTERM handled like Ctrl-C.
+"""doit's state committed after each task, SIGTERM handled like Ctrl-C, a killed run's builds
+stopped before the next run builds.
 
 doit 0.37's backends (sqlite3, dbm, json) keep a run's records in memory and write them once,
 when the run ends. Ctrl-C gets there (KeyboardInterrupt unwinds through doit's `finish`);
