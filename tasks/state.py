@@ -171,6 +171,13 @@ def interrupt_on_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt, so doit stops as on Ctrl-C and keeps what finished.
 
     Only the main thread may set a handler; elsewhere (doit driven from a thread) nothing changes.
+    A worker forked by `doit -P process` gets SIGTERM's default back: doit terminates its
+    workers with SIGTERM and means them to stop, not to unwind like the run itself.
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        os.register_at_fork(after_in_child=_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -237,3 +237,24 @@ def test_a_killed_runs_docker_builds_are_stopped_before_a_run(tmp_path):
         for process in (left, other):
             process.kill()
             process.wait()
+
+
+def test_a_forked_worker_gets_sigterms_default_back(tmp_path):
+    # doit -P process forks workers and stops them with SIGTERM: they must die, not unwind.
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from tasks import state\n"
+        "state.interrupt_on_sigterm()\n"
+        "assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)\n"
+        "os.kill(pid, signal.SIGTERM)\n"
+        "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=20, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == str(-signal.SIGTERM), result.stderr
+    assert "KeyboardInterrupt" not in result.stderr
