@@ -1,14 +1,14 @@
 """Stage one: build one platform of one image with the docker CLI (BuildKit lives there)."""
 
 import functools
-import os
 import platform as host_platform
 import re
 from pathlib import Path
 
-from builders import cache
+from builders import cache, nodes
 from builders.errors import DockerError
-from builders.run import run, say
+from builders.run import child_env, run, say
+from tasks.builders import LOCAL, Node, Routing
 from tasks.manifest import Image
 from tasks.methods import ARCH_NAMESPACES
 from tasks.platforms import Platform
@@ -73,22 +73,31 @@ def is_broken_cache(output: str) -> bool:
     return bool(_BROKEN_CACHE.search(output))
 
 
-def build(image: Image, platform: Platform, state_dir: Path) -> dict:
-    """Build and tag one platform; return the local image ID for the push stage to check."""
+def build(image: Image, platform: Platform, state_dir: Path, node: Node = LOCAL) -> dict:
+    """Build and tag one platform on ``node``; return the image ID for the push stage to check,
+    and (as ``builder``) the engine it is on, so the push goes from there."""
     iidfile = iidfile_path(state_dir, image, platform)
     iidfile.parent.mkdir(parents=True, exist_ok=True)
     iidfile.unlink(missing_ok=True)
     argv, prefix = build_argv(image, platform, iidfile), f"[{image.name} {platform}] "
-    what = f"build {image.name} for {platform}"
     try:
-        run(argv, what, prefix=prefix, progress="building")
+        _run_build(argv, f"build {image.name} for {platform}", prefix, nodes.cli_env(node))
+    except DockerError as err:
+        raise nodes.explain_failure(err, node, f"the build of {image.name}", platform) from None
+    return {"image_id": iidfile.read_text().strip(), "source": "build",
+            "emulated": is_emulated(platform, engine_arch(node)), "builder": node.name}
+
+
+def _run_build(argv: list[str], what: str, prefix: str, env: dict) -> None:
+    """`docker build`, once more without the cache when BuildKit's cache is broken."""
+    try:
+        run(argv, what, prefix=prefix, progress="building", env=env)
     except DockerError as err:
         if not is_broken_cache(err.output):
             raise
         say(f"{prefix}BuildKit's cache of an interrupted build is broken; again with --no-cache")
-        run([*argv[:-1], "--no-cache", argv[-1]], what, prefix=prefix, progress="building")
-    return {"image_id": iidfile.read_text().strip(), "source": "build",
-            "emulated": is_emulated(platform, engine_arch())}
+        run([*argv[:-1], "--no-cache", argv[-1]], what, prefix=prefix, progress="building",
+            env=env)
 
 
 @functools.cache
@@ -97,16 +106,18 @@ def _engine_arch(docker_host: str | None, docker_context: str | None) -> str:
 
     try:
         answer = run(["docker", "version", "--format", "{{.Server.Arch}}"], "docker version",
-                     echo=False).strip()
+                     echo=False, env={"DOCKER_HOST": docker_host,
+                                      "DOCKER_CONTEXT": docker_context}).strip()
     except DockerError:
         answer = ""
     return host_arch(answer or host_platform.machine())
 
 
-def engine_arch() -> str:
-    """The architecture of the engine the CLI talks to (amd64, arm64), asked once per process
-    and engine, and only by a build that really runs (never on the no-op path)."""
-    return _engine_arch(os.environ.get("DOCKER_HOST"), os.environ.get("DOCKER_CONTEXT"))
+def engine_arch(node: Node = LOCAL) -> str:
+    """The architecture of ``node``'s engine (amd64, arm64), asked once per process and
+    engine, and only by a build that really runs (never on the no-op path)."""
+    env = child_env(nodes.cli_env(node))
+    return _engine_arch(env.get("DOCKER_HOST"), env.get("DOCKER_CONTEXT"))
 
 
 def is_emulated(platform: Platform, arch: str) -> bool:
@@ -117,11 +128,16 @@ def is_emulated(platform: Platform, arch: str) -> bool:
 
 
 def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
-                   use_registry_cache: bool, registries=()) -> dict:
-    """The build stage: reuse the registry's image for these exact inputs, else build.
+                   use_registry_cache: bool, registries=(),
+                   routing: Routing | None = None) -> dict:
+    """The build stage: reuse the registry's image for these exact inputs, else build on the
+    platform's engine (``routing``, the `builders:` section), or locally when it is down.
 
-    ``inputs`` is the run's tasks.inputs.Inputs; its digest names the content tag.
+    ``inputs`` is the run's tasks.inputs.Inputs; its digest names the content tag. The
+    engine is not an input: an image the registry has by content tag is reused whichever
+    engine made it.
     """
+    routing = routing or Routing()
     digest = inputs.digest(image, platform)
     if use_registry_cache:
         try:
@@ -130,5 +146,6 @@ def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
             say(f"[{image.name} {platform}] registry cache skipped: {err.message}")
             reused = None
         if reused is not None:
-            return {**reused, "input_digest": digest}
-    return {**build(image, platform, state_dir), "input_digest": digest}
+            return {**reused, "input_digest": digest, "builder": routing.node_for(platform).name}
+    node = nodes.choose(routing, platform, prefix=f"[{image.name} {platform}] ")
+    return {**build(image, platform, state_dir, node), "input_digest": digest}

@@ -47,24 +47,34 @@ def engine_info() -> dict:
     ~160 ms to import, which a no-op run should not pay for one question."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://"):
-        connection = http.client.HTTPConnection("localhost", timeout=10)
         try:
-            connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            connection.sock.settimeout(10)
-            connection.sock.connect(host[len("unix://"):])
-            connection.request("GET", "/info")
-            response = connection.getresponse()
-            return json.loads(response.read()) if response.status == 200 else {}
+            status, body = unix_get(host, "/info", timeout=10)
+            return json.loads(body) if status == 200 else {}
         except (OSError, ValueError, http.client.HTTPException):
             return {}
-        finally:
-            connection.close()
     try:
         from builders.push import engine
 
         return engine().info()
     except (DockerError, OSError):
         return {}
+
+
+def unix_get(host: str, path: str, timeout: float) -> tuple[int, bytes]:
+    """(status, body) of one Engine API GET over a ``unix://`` socket, without the SDK.
+
+    Raises OSError (no socket, refused, timed out) or http.client.HTTPException.
+    """
+    connection = http.client.HTTPConnection("localhost", timeout=timeout)
+    try:
+        connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.sock.settimeout(timeout)
+        connection.sock.connect(host[len("unix://"):])
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 class RegistryProbe:

@@ -5,47 +5,60 @@ from functools import partial
 from pathlib import Path
 
 from builders import build as build_stage
+from builders import nodes
 from builders.cache import content_tag
 from builders.errors import DockerError
 from builders.preflight import explain_push_failure
 from builders.probe import locate
 from builders.retry import retry
 from builders.run import say
+from tasks.builders import LOCAL, Node, Routing
 from tasks.manifest import Image
 from tasks.platforms import Platform
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
-def engine():
-    """A docker SDK client from the environment (DOCKER_HOST, the docker config's auth).
+def engine(node: Node = LOCAL):
+    """A docker SDK client for ``node`` (by default the environment's: DOCKER_HOST), with the
+    docker config's auth.
 
     Imported here, not at module level: ``import docker`` costs ~160 ms, and ``doit list``
     should not pay it.
     """
     import docker
+    import requests
 
+    where = "the Docker engine" if node.from_environment else f"builder {node.name}"
     try:
-        client = docker.from_env()
+        client = nodes.client(node)
         client.ping()
-    except docker.errors.DockerException as err:
-        raise DockerError(f"cannot reach the Docker engine: {err}") from None
+    except DockerError as err:
+        raise DockerError(f"cannot reach {where}: {err.message}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
+        raise DockerError(f"cannot reach {where}: {err}") from None
     return client
 
 
 def push(image: Image, platform: Platform, state_dir: Path | None = None,
-         built: dict | None = None) -> dict:
+         built: dict | None = None, routing: Routing | None = None) -> dict:
     """Push every per-platform tag and the content tag; return each tag's registry digest.
 
     ``built`` is what the build stage returned: an image it reused from the registry is
-    there already, and an image that vanished from the engine since is built again.
+    there already, and an image that vanished from the engine since is built again. The push
+    goes from the engine that built it (its ``builder``), straight to the registry.
     """
     import docker
 
     built = built or {}
     if built.get("source") == "registry":
         return {"digests": built["digests"]}
-    client = engine()
+    routing = routing or Routing()
+    node = routing.node_named(built.get("builder")) or routing.node_for(platform)
+    try:
+        client = engine(node)
+    except DockerError as err:
+        raise DockerError(f"{platform}: {err.message}; rerun once it is back") from None
     tags = list(image.platform_tags(platform))
     if built.get("input_digest"):
         tags.append(content_tag(built["input_digest"]))
@@ -56,7 +69,8 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     except docker.errors.NotFound:
         if state_dir is None:
             raise DockerError(f"{image.platform_refs(platform)[0]} is not in the engine") from None
-        local = client.images.get(build_stage.build(image, platform, state_dir)["image_id"])
+        local = client.images.get(
+            build_stage.build(image, platform, state_dir, node)["image_id"])
     prefix = f"[{image.name} {platform}] "
     host = locate(image.repository)[0]
     digests = {}

@@ -32,18 +32,31 @@ def progress_seconds() -> float:
         return PROGRESS_SECONDS
 
 
+def child_env(overrides: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment docker commands run with: ours, BuildKit on, ``overrides`` applied."""
+    env = {**os.environ, **DOCKER_ENV}
+    for name, value in (overrides or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
 def run(argv: list[str], what: str, prefix: str = "", echo: bool = True,
-        progress: str | None = None) -> str:
+        progress: str | None = None, env: dict[str, str | None] | None = None) -> str:
     """Run ``argv`` and return its combined output; raise DockerError(what, ...) on failure.
 
-    The command line is printed first, as a user would type it, so a failed step can be
-    re-run by hand. Every output line carries ``prefix``; with ``progress`` (a verb such as
+    The command line is printed first, as a user would type it (with the ``env`` it sets, e.g.
+    the DOCKER_HOST of a builder node; entries set to None are removed), so a failed step can
+    be re-run by hand. Every output line carries ``prefix``; with ``progress`` (a verb such as
     "building"), a command silent for progress_seconds() says `still building (45 s)`, so a
     long QEMU step is visibly alive. Never uses a shell.
     """
     if echo:
-        say(f"{prefix}$ {shlex.join(argv)}")
-    env = {**os.environ, **DOCKER_ENV}
+        assignments = [f"{name}={value}" for name, value in (env or {}).items() if value]
+        say(f"{prefix}$ {shlex.join([*assignments, *argv])}")
+    env = child_env(env)
     try:
         process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,

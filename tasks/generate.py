@@ -119,7 +119,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [_BUILD, image, platform, manifest.state_dir,
                                     run.inputs, manifest.cache == "registry",
-                                    manifest.registries])],
+                                    manifest.registries, manifest.routing])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 "task_dep": _bases(run, image),
                 "setup": ["registries"],
@@ -171,7 +171,8 @@ def push_tasks(run: Run) -> Iterator[dict]:
             yield {
                 "name": _platform_task(image, platform),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
-                "actions": [(step, [_PUSH, image, platform, manifest.state_dir])],
+                "actions": [(step, [_PUSH, image, platform, manifest.state_dir],
+                             {"routing": manifest.routing})],
                 "getargs": {"built": (built, None)},
                 "setup": ["registries"],
                 "uptodate": [

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from tasks.builders import Routing, parse_builders
 from tasks.errors import ManifestError
 from tasks.fields import Fields, exists, kind_of
 from tasks.graph import find_cycle, referenced_images, split_tag
@@ -90,6 +91,7 @@ class Manifest:
     builder: str | None = None  # a buildx builder name, or "auto"
     registries: tuple[RegistrySettings, ...] = ()
     retries: int = DEFAULT_RETRIES  # for registry checks that belong to no one image
+    routing: Routing = Routing()  # `builders:`: the engine each platform builds on
 
     @property
     def insecure_hosts(self) -> frozenset[str]:
@@ -159,9 +161,11 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
         raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
     builder = fields.string(top, "builder", None)
     registries = parse_registries(fields, top.get("registries"), path.parent)
+    built = tuple(dict.fromkeys(p for image in images for p in image.platforms))
+    routing = parse_builders(fields, top.get("builders"), built)
     return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
-                    registries=registries,
-                    builder=builder, retries=retries)
+                    registries=registries, builder=builder, retries=retries,
+                    routing=routing)
 
 
 def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
@@ -292,7 +296,7 @@ def _scalar(fields: Fields, key: str, value) -> str:
 
 METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
 TOP_KEYS = frozenset(
-    {"version", "registry", "platforms", "images", "cache", "builder", "registries",
+    {"version", "registry", "platforms", "images", "cache", "builder", "builders", "registries",
      "retries", *METHOD_DEFAULTS}
 )
 CACHE_MODES = ("registry", "local")

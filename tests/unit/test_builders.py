@@ -102,16 +102,17 @@ def test_build_reads_the_fresh_iidfile(tmp_path, monkeypatch):
     stale.write_text("sha256:stale")
     seen = []
 
-    def fake_run(argv, what, prefix="", echo=True, progress=None):
+    def fake_run(argv, what, prefix="", echo=True, progress=None, env=None):
         seen.append((argv, Path(argv[argv.index("--iidfile") + 1]).exists(), prefix, progress))
         stale.write_text(digest("1") + "\n")
         return ""
 
     monkeypatch.setattr(build_module, "run", fake_run)
-    monkeypatch.setattr(build_module, "engine_arch", lambda: "amd64")
+    monkeypatch.setattr(build_module, "engine_arch", lambda node=None: "amd64")
     result = build_module.build(IMAGE, ARM64, tmp_path)
     assert seen == [(build_argv(IMAGE, ARM64, stale), False, "[demo linux/arm64] ", "building")]
-    assert result == {"image_id": digest("1"), "source": "build", "emulated": True}
+    assert result == {"image_id": digest("1"), "source": "build", "emulated": True,
+                      "builder": "default"}
 
 
 BROKEN = ("#6 exporting to image\n#6 ERROR: failed to commit zz6mqd0a60hx9a294cdr3e7tt to "
