@@ -47,15 +47,14 @@ def write_project(folder: Path, images: int, work: int, node: str | None) -> str
     return namespace
 
 
-def remove_images(namespace: str, hosts: list[str | None]) -> None:
-    """Drop the run's images from each engine (its own namespace only)."""
+def remove_images(namespaces: list[str], hosts: list[str | None]) -> None:
+    """Drop the runs' images from each engine (their own namespaces only)."""
+    filters = [f"--filter=reference=localhost:5000/{namespace}/*" for namespace in namespaces]
     for host in hosts:
         env = {"DOCKER_HOST": host} if host else {}
-        listed = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
-             "--filter", f"reference=localhost:5000/{namespace}/*"],
+        mine = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", *filters],
             capture_output=True, text=True, env={**os.environ, **env}).stdout.split()
-        mine = [ref for ref in listed if f"/{namespace}/" in ref]
         if mine:
             subprocess.run(["docker", "image", "rm", "-f", *mine], capture_output=True,
                            env={**os.environ, **env})
@@ -85,7 +84,7 @@ def main() -> int:
                                                        ("routed: arm64 on the node", args.node))
                for jobs in (1, 4)]
     times: dict[tuple[str, int], list[float]] = {(label, jobs): [] for label, _, jobs in configs}
-    example = None
+    example, namespaces = None, []
     with tempfile.TemporaryDirectory(prefix="bench-routed-") as tmp:
         for repeat in range(args.repeat):
             for label, node, jobs in configs:
@@ -95,7 +94,7 @@ def main() -> int:
                 example = example or argv
                 times[(label, jobs)].append(elapsed)
                 print(f"  {label}, -n {jobs}: {elapsed:.1f} s", flush=True)
-                remove_images(namespace, [None, args.node])
+                namespaces.append(namespace)
     print(f"\n{args.images} images x {len(PLATFORMS)} platforms, cold builds, "
           f"medians of {args.repeat}:\n")
     print("| configuration | `-n 1` | `-n 4` |")
@@ -103,7 +102,9 @@ def main() -> int:
     for label in dict.fromkeys(label for label, _, _ in configs):
         cells = [f"{statistics.median(times[(label, jobs)]):.1f} s" for jobs in (1, 4)]
         print(f"| {label} | {' | '.join(cells)} |")
-    print(f"\ncommand (per configuration): {shlex.join(example)}")
+    print(f"\ncommand (per configuration): {shlex.join(example)}", flush=True)
+    # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
+    remove_images(namespaces, [None, args.node])
     return 0
 
 
