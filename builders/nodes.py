@@ -72,12 +72,13 @@ def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     except OSError as err:
         return err.strerror or str(err) or type(err).__name__
     except Exception as err:  # docker.errors.*, requests' connection errors: imported lazily
-        return _short(str(err)) or type(err).__name__
+        return short_reason(str(err)) or type(err).__name__
 
 
-def _short(text: str) -> str:
+def short_reason(text: str) -> str:
     """The OS's words from a wrapped requests/urllib3 error (`[Errno 111] Connection refused`)."""
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    found = (re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+             or re.search(r"Error\(-?\d+, '([^']+)'\)", text))  # FileNotFoundError(2, '…')
     if found:
         return found.group(1).strip()
     line = (text.splitlines() or [""])[0]

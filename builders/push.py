@@ -36,7 +36,7 @@ def engine(node: Node = LOCAL):
     except DockerError as err:
         raise DockerError(f"cannot reach {where}: {err.message}") from None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-        raise DockerError(f"cannot reach {where}: {err}") from None
+        raise DockerError(f"cannot reach {where}: {nodes.short_reason(str(err))}") from None
     return client
 
 

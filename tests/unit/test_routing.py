@@ -224,3 +224,34 @@ def test_a_failure_names_the_platform_and_the_engine(answering, dead):
     plain = nodes.explain_failure(own, Node(docker_host=answering), "the build of app", ARM64)
     assert plain.message == f"build app for linux/arm64 failed (exit 1) on builder {answering}"
     assert plain.output == own.output and plain.argv == own.argv
+
+
+def test_build_and_push_tasks_carry_the_routing(tmp_path):
+    from tasks import generate
+
+    parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": NODE}})
+    run_ = generate.Run.of(parsed)
+    builds = {task["name"]: task for task in generate.build_tasks(run_) if task.get("actions")}
+    pushes = {task["name"]: task for task in generate.push_tasks(run_) if task.get("actions")}
+    _, build_args = builds["app:linux/arm64"]["actions"][0]
+    assert build_args[-1] is parsed.routing
+    assert build_args[-1].node_for(ARM64).name == NODE
+    _, _, push_kwargs = pushes["app:linux/arm64"]["actions"][0]
+    assert push_kwargs == {"routing": parsed.routing}
+    assert pushes["app:linux/arm64"]["getargs"] == {"built": ("build:app:linux/arm64", None)}
+
+
+def test_the_push_goes_from_the_engine_the_build_reported(tmp_path, dead):
+    from builders import push
+
+    parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": dead},
+                                 "default": {"docker_host": f"{dead}-default"}})
+    image = parsed.images[0]
+    with pytest.raises(DockerError) as routed:
+        push.push(image, ARM64, tmp_path, {"builder": dead, "source": "build"}, parsed.routing)
+    assert str(routed.value) == (f"linux/arm64: cannot reach builder {dead}: No such file or "
+                                 "directory; rerun once it is back")
+    with pytest.raises(DockerError) as fell_back:  # built on the default after the node was down
+        push.push(image, ARM64, tmp_path, {"builder": f"{dead}-default", "source": "build"},
+                  parsed.routing)
+    assert f"cannot reach builder {dead}-default: " in str(fell_back.value)
