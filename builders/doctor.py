@@ -61,7 +61,17 @@ def gather(manifest: Manifest) -> dict:
         "builder": builder_facts(manifest.builder),
         "binfmt": binfmt_handlers(),
         "registries": {host: registry_facts(host) for host in registry_hosts(manifest)},
+        "nodes": node_facts(manifest),
     }
+
+
+def node_facts(manifest: Manifest) -> dict:
+    """{platform: {builder, emulate, unreachable}} for each platform `builders:` routes."""
+    from builders.nodes import ping
+
+    return {str(platform): {"builder": node.name, "emulate": node.emulate,
+                            "unreachable": ping(node)}
+            for platform, node in manifest.routing.routes}
 
 
 def engine_facts() -> dict:
@@ -190,7 +200,22 @@ def diagnose(facts: dict, manifest: Manifest) -> list[Finding]:
         findings.append(platform_finding(platform, arch, facts["binfmt"]))
     for host, registry in facts["registries"].items():
         findings.append(registry_finding(host, registry, engine))
+    for platform, node in facts.get("nodes", {}).items():
+        findings.append(node_finding(platform, node))
     return findings
+
+
+def node_finding(platform: str, node: dict) -> Finding:
+    """A routed platform's engine: answering, or what the build will do without it."""
+    subject = f"builder for {platform}"
+    if node["unreachable"] is None:
+        return Finding("ok", subject, f"{node['builder']} answers")
+    if not node["emulate"]:
+        return Finding("error", subject, f"{node['builder']} is unreachable "
+                       f"({node['unreachable']}); emulate: false forbids a local QEMU build",
+                       "start that engine, or allow the fallback with emulate: true")
+    return Finding("warn", subject, f"{node['builder']} is unreachable ({node['unreachable']}); "
+                   "its builds will run on the default engine under QEMU")
 
 
 def _platforms(manifest: Manifest) -> list[Platform]:

@@ -255,3 +255,23 @@ def test_the_push_goes_from_the_engine_the_build_reported(tmp_path, dead):
         push.push(image, ARM64, tmp_path, {"builder": f"{dead}-default", "source": "build"},
                   parsed.routing)
     assert f"cannot reach builder {dead}-default: " in str(fell_back.value)
+
+
+def test_doctor_reports_each_routed_engine(tmp_path, answering, dead):
+    from builders import doctor
+
+    parsed = manifest(tmp_path, {"linux/amd64": {"docker_host": answering},
+                                 "linux/arm64": {"docker_host": dead, "emulate": False}})
+    facts = doctor.node_facts(parsed)
+    assert facts == {
+        "linux/amd64": {"builder": answering, "emulate": True, "unreachable": None},
+        "linux/arm64": {"builder": dead, "emulate": False,
+                        "unreachable": "No such file or directory"},
+    }
+    lines = doctor.report([doctor.node_finding(p, node) for p, node in facts.items()])
+    assert lines[0] == f"ok    builder for linux/amd64: {answering} answers"
+    assert lines[1] == (f"error builder for linux/arm64: {dead} is unreachable (No such file or "
+                        "directory); emulate: false forbids a local QEMU build; fix: start that "
+                        "engine, or allow the fallback with emulate: true")
+    facts["linux/arm64"]["emulate"] = True
+    assert doctor.node_finding("linux/arm64", facts["linux/arm64"]).level == "warn"
