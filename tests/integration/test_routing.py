@@ -159,20 +159,20 @@ def test_node_going_down_mid_build_fails_clearly_and_the_rerun_converges(workspa
         nodes.stop()
         if how == "restart":
             nodes.start()
-        assert process.wait(timeout=180) != 0
+        returncode = process.wait(timeout=180)
         reader.join(timeout=10)
         output = "".join(lines)
+        assert returncode != 0, output
         failure = [line for line in output.splitlines()
                    if line.startswith(f"linux/arm64: builder {NODE} ")]
         assert failure, output
-        print(failure[0])
-        assert "rerun" in failure[0]
-        assert raw_manifest(ref) is None  # nothing half-published
+        assert "rerun" in failure[0], output
+        assert raw_manifest(ref) is None, output  # nothing half-published
 
         if how == "stop":
             nodes.start()
         rerun = ws.doit("-n", "2", "build")
-        assert "[app linux/arm64] $ DOCKER_HOST=" in rerun.stdout
+        assert f"[app linux/arm64] $ DOCKER_HOST={NODE} docker build" in rerun.stdout, rerun.stdout
         assert listed_platforms(ref) == set(platforms)
         for platform in platforms:
             assert run_platform(ref, platform)[0] == UNAME[platform]
