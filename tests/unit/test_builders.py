@@ -127,7 +127,7 @@ def test_a_cache_broken_by_an_interrupted_build_is_bypassed_once(tmp_path, monke
     iidfile = build_module.iidfile_path(tmp_path, IMAGE, ARM64)
     seen = []
 
-    def fake_run(argv, what, prefix="", echo=True, progress=None):
+    def fake_run(argv, what, prefix="", echo=True, progress=None, env=None):
         seen.append(argv)
         if len(seen) == 1:
             raise DockerError(f"{what} failed (exit 1)", argv, output)
@@ -135,7 +135,7 @@ def test_a_cache_broken_by_an_interrupted_build_is_bypassed_once(tmp_path, monke
         return ""
 
     monkeypatch.setattr(build_module, "run", fake_run)
-    monkeypatch.setattr(build_module, "engine_arch", lambda: "arm64")
+    monkeypatch.setattr(build_module, "engine_arch", lambda node=None: "arm64")
     if runs == 1:
         with pytest.raises(DockerError):
             build_module.build(IMAGE, ARM64, tmp_path)
