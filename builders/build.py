@@ -84,8 +84,24 @@ def build(image: Image, platform: Platform, state_dir: Path, node: Node = LOCAL)
         _run_build(argv, f"build {image.name} for {platform}", prefix, nodes.cli_env(node))
     except DockerError as err:
         raise nodes.explain_failure(err, node, f"the build of {image.name}", platform) from None
-    return {"image_id": iidfile.read_text().strip(), "source": "build",
+    image_id = engine_image_id(iidfile.read_text().strip(), image.platform_refs(platform)[0],
+                               nodes.cli_env(node))
+    return {"image_id": image_id, "source": "build",
             "emulated": is_emulated(platform, engine_arch(node)), "builder": node.name}
+
+
+def engine_image_id(iid: str, ref: str, env: dict) -> str:
+    """The ID the engine knows the just-built image by, for the push to name it exactly.
+
+    The iidfile is not always that ID: on the containerd store, a build without attestations
+    writes its config digest, while the engine's ID is the manifest's digest. The tag was
+    set by this build a moment ago, so it names the same image.
+    """
+    argv = ["docker", "image", "inspect", "--format", "{{.Id}}"]
+    try:
+        return run([*argv, iid], f"inspect {iid}", echo=False, env=env).strip()
+    except DockerError:
+        return run([*argv, ref], f"inspect {ref}", echo=False, env=env).strip()
 
 
 def _run_build(argv: list[str], what: str, prefix: str, env: dict) -> None:

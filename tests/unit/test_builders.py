@@ -109,6 +109,7 @@ def test_build_reads_the_fresh_iidfile(tmp_path, monkeypatch):
 
     monkeypatch.setattr(build_module, "run", fake_run)
     monkeypatch.setattr(build_module, "engine_arch", lambda node=None: "amd64")
+    monkeypatch.setattr(build_module, "engine_image_id", lambda iid, ref, env: iid)
     result = build_module.build(IMAGE, ARM64, tmp_path)
     assert seen == [(build_argv(IMAGE, ARM64, stale), False, "[demo linux/arm64] ", "building")]
     assert result == {"image_id": digest("1"), "source": "build", "emulated": True,
@@ -136,6 +137,7 @@ def test_a_cache_broken_by_an_interrupted_build_is_bypassed_once(tmp_path, monke
 
     monkeypatch.setattr(build_module, "run", fake_run)
     monkeypatch.setattr(build_module, "engine_arch", lambda node=None: "arm64")
+    monkeypatch.setattr(build_module, "engine_image_id", lambda iid, ref, env: iid)
     if runs == 1:
         with pytest.raises(DockerError):
             build_module.build(IMAGE, ARM64, tmp_path)
