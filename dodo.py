@@ -1,11 +1,12 @@
 """multiarch: doit tasks generated from multiarch.yaml (`doit list`, `doit build:<image>`)."""
 
 import os
+import sys
 
 from doit import get_var, loader
 from doit.globals import Globals
 
-from tasks import exports, generate, lock, state
+from tasks import cmdline, exports, generate, lock, prefetch, state
 from tasks.load import load_or_exit, manifest_path, settle
 from tasks.reporter import for_manifest
 
@@ -16,8 +17,14 @@ MANIFEST = load_or_exit(
 )
 # Before doit reads its state or checks a task: a second run on this workspace waits here.
 lock.hold_for_command(MANIFEST.state_dir)
+# A run that checks tasks has the contexts walked and the bases asked about on another core
+# while doit loads (tasks/prefetch.py).
+COMMAND, TASK_NAMES = cmdline.read(sys.argv[1:])
+PREFETCHED = prefetch.Prefetch.start(MANIFEST, prefetch.images_for(MANIFEST, TASK_NAMES)) \
+    if COMMAND == "run" else None
 
-RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"))
+RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"),
+                      prefetched=PREFETCHED)
 settle()
 
 DOIT_CONFIG = {

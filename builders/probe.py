@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from builders.errors import DockerError
 from builders.registry import Registry, connect
-from tasks.manifest import DEFAULT_RETRIES
+from builders.retry import DEFAULT_RETRIES
 from tasks.platforms import Platform, parse_platform
 from tasks.reference import split_domain
 
@@ -91,6 +91,7 @@ class RegistryProbe:
         self.expected: set[str] = set()
         self.digests: dict[str, str | None] = {}
         self.platform_digests: dict[tuple[str, Platform], str | None] = {}
+        self._documents: dict[str, tuple[dict | None, str] | str | None] = {}
         self._lock = threading.Lock()
         self._mirrors: list[str] | None = None
 
@@ -123,6 +124,14 @@ class RegistryProbe:
                 self.platform_digests[key] = self._platform_digest(ref, platform)
             return self.platform_digests[key]
 
+    def learn(self, platform_digests: dict[tuple[str, Platform], str | None]) -> None:
+        """Take answers asked elsewhere in this run (tasks.prefetch's child) as this probe's."""
+        with self._lock:
+            self.platform_digests.update(platform_digests)
+
+    def knows(self, ref: str, platform: Platform) -> bool:
+        return (ref, platform) in self.platform_digests
+
     def registries(self, host: str) -> list[Registry]:
         if host != "docker.io":
             return [connect(host, self.registries_settings, self.retries)]
@@ -147,6 +156,17 @@ class RegistryProbe:
         return None if answered else UNKNOWN
 
     def _platform_digest(self, ref: str, platform: Platform) -> str | None:
+        if ref not in self._documents:  # one GET per reference, however many platforms
+            self._documents[ref] = self._document(ref)
+        found = self._documents[ref]
+        if not isinstance(found, tuple):
+            return found
+        document, digest = found
+        return (pick_platform(document, platform) or digest) if document else digest
+
+    def _document(self, ref: str) -> tuple[dict | None, str] | str | None:
+        """(the manifest or index at ``ref``, its digest); None when absent, UNKNOWN when no
+        registry answered."""
         host, path, reference = locate(ref)
         answered = False
         for registry in self.registries(host):
@@ -157,9 +177,9 @@ class RegistryProbe:
             if found:
                 body, _, digest = found
                 try:
-                    return pick_platform(json.loads(body), platform) or digest
+                    return json.loads(body), digest
                 except ValueError:
-                    return digest
+                    return None, digest
             answered = True
         return None if answered else UNKNOWN
 

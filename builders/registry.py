@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builders.errors import DockerError
-from builders.retry import retry
-from tasks.manifest import DEFAULT_RETRIES
+from builders.retry import DEFAULT_RETRIES, retry
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",

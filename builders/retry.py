@@ -17,6 +17,8 @@ from builders.run import say
 
 T = TypeVar("T")
 
+DEFAULT_RETRIES = 3  # registry retries after the first attempt (`retries:` in multiarch.yaml)
+MAX_RETRIES = 10
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
 BACKOFF_CAP = 4.0
 

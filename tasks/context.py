@@ -318,6 +318,18 @@ def context_entries(context: Path, dockerfile: Path, cache: StatCache | None = N
     return entries
 
 
+def cached_context_entries(context: Path, dockerfile: Path, cache_path: Path | None,
+                           skip: tuple[Path, ...] = ()) -> dict[str, str]:
+    """context_entries through a StatCache kept at ``cache_path`` between runs (None: no cache),
+    so an unchanged context costs stats, not reads."""
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache = StatCache(cache_path)
+    entries = context_entries(context, dockerfile, cache, skip)
+    cache.save()
+    return entries
+
+
 def digest_entries(entries: dict[str, str]) -> str:
     """sha256 over the sorted entries, one ``relative\0entry\n`` line each."""
     lines = "".join([f"{relative}\0{entries[relative]}\n" for relative in sorted(entries)])

@@ -16,6 +16,7 @@ from tasks.inputs import Inputs, inputs_unchanged
 from tasks.later import builder
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
+from tasks.prefetch import Prefetch
 from tasks.registries import buildkitd_config, write_buildkitd_toml
 from tasks.uptodate import still_in_registry
 
@@ -41,19 +42,22 @@ class Run:
     probe: RegistryProbe
     verify: bool = True
 
-    @property
-    def checked_probe(self) -> RegistryProbe | None:
-        """The probe for registry-backed uptodate checks; None with `verify=0`."""
-        return self.probe if self.verify else None
+    def in_registry(self, refs: tuple[str, ...], key: str) -> list[still_in_registry]:
+        """The registry-backed uptodate check of ``refs``, or none with `verify=0` (where it
+        would answer True: 500 calls doit need not make on a 100-image no-op)."""
+        return [still_in_registry(refs, key, self.probe)] if self.verify else []
 
     @classmethod
-    def of(cls, manifest: Manifest, verify: bool = True) -> "Run":
+    def of(cls, manifest: Manifest, verify: bool = True,
+           prefetched: Prefetch | None = None) -> "Run":
+        """``prefetched``: contexts and bases being fetched ahead (tasks.prefetch), for a run
+        that will check tasks."""
         probe = RegistryProbe(manifest.registries, manifest.retries)
         for image in manifest.images:
             probe.expect(image.refs)
             for platform in image.platforms:
                 probe.expect(image.platform_refs(platform))
-        return cls(manifest, Inputs(manifest, probe), probe, verify)
+        return cls(manifest, Inputs(manifest, probe, prefetched=prefetched), probe, verify)
 
 
 def _manifest_strategy(manifest: Manifest) -> list[Image]:
@@ -110,7 +114,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
             "actions": [(step, [_INSPECT, image, run.manifest.registries])],
             "uptodate": [result_dep(f"manifest:{image.name}"),
-                         still_in_registry(image.refs, "lists", run.checked_probe)],
+                         *run.in_registry(image.refs, "lists")],
             "verbosity": 2,
         }
         for platform in image.platforms:
@@ -140,7 +144,7 @@ def _buildx_task(run: Run, image: Image) -> dict:
                             fallback]),
                     (step, [_INSPECT, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
-                     still_in_registry(image.refs, "lists", run.checked_probe)],
+                     *run.in_registry(image.refs, "lists")],
         "task_dep": _bases(run, image)
         + (["buildkitd"] if run.manifest.builder == "auto" else []),
         "setup": ["registries"],
@@ -175,11 +179,8 @@ def push_tasks(run: Run) -> Iterator[dict]:
                              {"routing": manifest.routing})],
                 "getargs": {"built": (built, None)},
                 "setup": ["registries"],
-                "uptodate": [
-                    result_dep(built),
-                    still_in_registry(image.platform_refs(platform), "digests",
-                                      run.checked_probe),
-                ],
+                "uptodate": [result_dep(built),
+                             *run.in_registry(image.platform_refs(platform), "digests")],
                 "verbosity": 2,
             }
 
@@ -198,7 +199,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),
-                still_in_registry(image.refs, "lists", run.checked_probe),
+                *run.in_registry(image.refs, "lists"),
             ],
             "verbosity": 2,
         }

@@ -7,9 +7,10 @@ import os
 import threading
 from pathlib import Path
 
-from tasks.context import StatCache, context_entries, digest_entries
+from tasks.context import digest_entries
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
+from tasks.prefetch import Prefetch, outside_bases, walk
 from tasks.uptodate import CHECKER_SIGNATURE
 
 
@@ -17,22 +18,25 @@ class Inputs:
     """The inputs of every build of one manifest, for one doit run.
 
     Memoised, so a context is walked once per run however many platforms and dependents
-    ask. ``probe`` (a builders.probe.RegistryProbe) resolves outside base images for images
-    with ``pull: true``, so a re-pushed base rebuilds what uses it; without one, bases are
-    taken as they were.
+    ask; a tasks.prefetch.Prefetch may have walked it already, in a child.
+    ``probe`` (a builders.probe.RegistryProbe) resolves outside base images for images with
+    ``pull: true``, so a re-pushed base rebuilds what uses it; without one, bases are taken
+    as they were.
     """
 
-    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = ()):
+    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = (),
+                 prefetched: Prefetch | None = None):
         self.manifest = manifest
         self.probe = probe
         self.skip = (*skip, manifest.state_dir) if manifest else skip
         self.state_dir = manifest.state_dir if manifest else None
+        self.prefetch = prefetched
+        self._learned = False  # the prefetch's base digests handed to the probe
         self._entries: dict[str, dict[str, str]] = {}
         self._context_digests: dict[str, str] = {}
         self._files: dict[Path, str] = {}
         self._breakdowns: dict[tuple[str, Platform], dict] = {}
         self._digests: dict[tuple[str, Platform], str] = {}
-        self._caches: dict[str, StatCache] = {}
         self._lock = threading.RLock()
         self._asking: threading.Thread | None = None
 
@@ -80,22 +84,26 @@ class Inputs:
     def _base_images(self, image: Image, platform: Platform) -> dict[str, str | None]:
         """What each outside base of ``image`` points at for ``platform``, from the probe.
 
-        The first call asks about every outside base of the manifest on a thread and walks
-        the contexts of the next images meanwhile: the engine's ``/info`` (for its mirrors)
-        alone takes ~40 ms, time a no-op would otherwise spend waiting.
+        The prefetch child's answers are taken first. Whatever is still unknown then: the
+        first call asks about every outside base of the manifest on a thread and walks the
+        contexts of the next images meanwhile (the engine's ``/info``, for its mirrors,
+        can take 40 ms).
         """
-        if self._asking is None and self.manifest is not None:
-            wanted = {(ref, p) for other in self.manifest.images if other.pull
-                      for ref in other.base_images for p in other.platforms}
+        if self.prefetch is not None and not self._learned:
+            self._learned = True
+            self.probe.learn(self.prefetch.base_digests())
+        known = all(self.probe.knows(ref, platform) for ref in image.base_images)
+        if not known and self._asking is None and self.manifest is not None:
             self._asking = threading.Thread(
-                target=self._ask, args=(sorted(wanted, key=str),), daemon=True)
+                target=self._ask, args=(outside_bases(self.manifest.images),),
+                daemon=True)
             self._asking.start()
-        for other in self.manifest.images if self._asking else ():
-            if not self._asking.is_alive():
-                break
-            if other.name not in self._entries:
-                with contextlib.suppress(OSError, ValueError):  # raised again when checked
-                    self.entries(other)
+            for other in self.manifest.images:
+                if not self._asking.is_alive():
+                    break
+                if other.name not in self._entries:
+                    with contextlib.suppress(OSError, ValueError):  # raised again when checked
+                        self.entries(other)
         return {ref: self.probe.platform_digest(ref, platform) for ref in image.base_images}
 
     def _ask(self, wanted: list[tuple[str, Platform]]) -> None:
@@ -119,10 +127,10 @@ class Inputs:
     def entries(self, image: Image) -> dict[str, str]:
         with self._lock:
             if image.name not in self._entries:
-                cache = self._stat_cache(image)
-                self._entries[image.name] = context_entries(
-                    image.context, image.dockerfile, cache, self.skip)
-                cache.save()
+                found = self.prefetch.entries(image, self.skip) if self.prefetch else None
+                if found is None:
+                    found = walk(image, self.state_dir, self.skip)
+                self._entries[image.name] = found
             return self._entries[image.name]
 
     def _context_digest(self, image: Image) -> str:
@@ -144,16 +152,6 @@ class Inputs:
         if platform in base.platforms:
             return self.digest(base, platform)
         return [self.digest(base, other) for other in base.platforms]
-
-    def _stat_cache(self, image: Image) -> StatCache:
-        """One stat cache per image, kept in the state folder between runs."""
-        if self.state_dir is None:
-            return StatCache(None)
-        if image.name not in self._caches:
-            path = self.state_dir / "stat" / f"{image.name}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._caches[image.name] = StatCache(path)
-        return self._caches[image.name]
 
     def record_path(self, image: Image, platform: Platform) -> Path | None:
         if self.state_dir is None:

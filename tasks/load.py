@@ -1,5 +1,6 @@
 """Find the multiarch.yaml a doit run means, and load it or stop with one line."""
 
+import atexit
 import gc
 import os
 import sys
@@ -48,6 +49,10 @@ def settle() -> None:
     """Move what is loaded so far (modules, the manifest) out of the cyclic GC's sight.
 
     It lives as long as the run; without this a no-op build's one full collection walks it
-    all again (~15-25 ms of a ~300 ms run).
+    all again (~15-25 ms of a ~300 ms run). At exit the rest is frozen too: the interpreter's
+    last collection would walk the run's doit tasks and checkers (~30,000 objects on a
+    100-image no-op, ~8 ms) only to free memory that exiting frees anyway. Nothing of ours
+    needs a finalizer then: files are written under ``with``, doit closes its database.
     """
     gc.freeze()
+    atexit.register(gc.freeze)

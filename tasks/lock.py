@@ -13,28 +13,16 @@ import sys
 import time
 from pathlib import Path
 
+from tasks import cmdline
+
 # doit commands that only read: they never wait for a running build.
 READ_ONLY = frozenset({"list", "info", "dumpdb", "help", "tabcompletion"})
 _held: dict[Path, int] = {}  # lock path → open descriptor, for the life of the process
 
 
-def doit_command(argv: list[str], commands: frozenset[str]) -> str:
-    """The doit command ``argv`` (without the program) runs, by doit's own rule: `name=value`
-    arguments are variables, then the first argument names a command, else it is `run`."""
-    args = [arg for arg in argv if arg.startswith("-") or "=" not in arg]
-    return args[0] if args and args[0] in commands else "run"
-
-
-def doit_commands() -> frozenset[str]:
-    from doit.doit_cmd import DoitMain
-
-    return frozenset(cmd.get_name() for cmd in DoitMain.DOIT_CMDS)
-
-
 def hold_for_command(state_dir: Path, argv: list[str] | None = None) -> None:
     """Take the workspace lock unless this doit command only reads (`list`, `info`, ...)."""
-    command = doit_command(sys.argv[1:] if argv is None else argv, doit_commands())
-    if command not in READ_ONLY:
+    if cmdline.command(sys.argv[1:] if argv is None else argv) not in READ_ONLY:
         hold(state_dir)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from builders.retry import DEFAULT_RETRIES, MAX_RETRIES
 from tasks.builders import Routing, parse_builders
 from tasks.errors import ManifestError
 from tasks.fields import Fields, exists, kind_of
@@ -25,8 +26,6 @@ _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _TAG_MAX = 128
-DEFAULT_RETRIES = 3  # registry retries after the first attempt (`retries:`)
-MAX_RETRIES = 10
 
 
 def platform_tag(tag: str, platform: Platform) -> str:

@@ -42,12 +42,16 @@ class BuildReporter(ConsoleReporter):
         return time.monotonic() - self._clock
 
     def _record(self, task, **changes) -> None:
-        """Note what happened to ``task``; group and private tasks (no actions) are left out."""
-        if not task.actions or task.name.startswith("_"):
+        """Note what happened to ``task``; group tasks (`build`, `push`, ...: no actions of
+        their own) and private ones are left out. ``has_subtask``, not ``task.actions``: doit
+        makes a task's action objects on first access, ~5 µs each, and a no-op runs none."""
+        if task.has_subtask or task.name.startswith("_"):
             return
         with self._lock:
             self._tasks[task.name] = task
-            run = self._runs.setdefault(task.name, self._report.TaskRun(task.name))
+            run = self._runs.get(task.name)
+            if run is None:
+                run = self._runs[task.name] = self._report.TaskRun(task.name)
             for name, value in changes.items():
                 setattr(run, name, value)
 

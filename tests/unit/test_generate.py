@@ -589,3 +589,14 @@ def test_checkers_ready_signatures_match_their_call(tmp_path):
                 inputs_unchanged(make_image(tmp_path), AMD64)]
     for checker in checkers:
         assert signature(checker).parameters == signature(checker.__call__).parameters, checker
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_registry_checks_are_made_only_when_verifying(two_images, verify):
+    run = generate.Run.of(two_images, verify=verify)
+    tasks = [*generate.build_tasks(run), *generate.push_tasks(run), *generate.manifest_tasks(run)]
+    checks = [check for task in tasks for check in task["uptodate"]
+              if isinstance(check, still_in_registry)]
+    pushes = sum(len(image.platforms) for image in two_images.images)
+    assert len(checks) == (pushes + 2 * len(two_images.images) if verify else 0)
+    assert all(check.probe is run.probe for check in checks)

@@ -102,6 +102,23 @@ def test_each_save_and_remove_is_on_disk_before_the_run_ends(tmp_path):
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
+def test_rows_read_in_one_query_are_each_handed_out_once(tmp_path):
+    path = tmp_path / "doit.db"
+    dep = committing(path)
+    for name in ("build:a", "build:b", "build:c"):
+        dep.save_success(fake_task(name, {"input_digest": name}))
+    dep.close()
+    dep = committing(path)
+    assert dep.get_values("build:a") == {"input_digest": "build:a"}  # read all three rows
+    dep.remove_success(fake_task("build:b", {}))  # never read here: its row must not return
+    assert dep.get_values("build:b") == {}
+    dep.backend.remove_all()
+    assert dep.get_values("build:c") == {}
+    dep.save_success(fake_task("build:a", {"input_digest": "new"}))
+    dep.backend.forget("build:a")  # read again: the row last committed
+    assert dep.get_values("build:a") == {"input_digest": "new"}
+
+
 def test_a_save_interrupted_half_way_keeps_the_last_committed_record(tmp_path):
     path = tmp_path / "doit.db"
     dep = committing(path)

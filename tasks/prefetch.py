@@ -1,0 +1,273 @@
+"""What a run's status checks will need, fetched by a forked child while doit loads.
+
+Beyond what `doit list` pays, a no-op `doit build` spends its time stat-ing every file of
+every context (10,000 files: ~55 ms) and asking the engine for its mirrors and the registry
+what the outside bases point at (40 ms or more of waiting, mostly `GET /info`). None of
+that needs doit, so a child forked as soon as the manifest is read does both on another
+core while the parent imports the rest, generates the tasks and opens doit's database. It
+sends the bases' digests as soon as it has them and each image's context entries as it
+walks, in manifest order, so the parent checks the first images while the child walks the
+next. Nothing depends on the child: what it did not send, or a child that failed or was
+killed, is walked or asked by the parent as before.
+
+A fork, not a new interpreter: a `python -S -E -m` child was tried and lost by ~25 ms on the
+100-image bench. It starts later and imports the registry client itself, so the parent
+ended up walking 60 of the 100 contexts. The fork costs the parent ~10 ms instead (page
+tables, and the pages it writes while the child lives are copied first).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import fnmatch
+import gc
+import marshal
+import os
+import select
+import struct
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.context import cached_context_entries
+
+if TYPE_CHECKING:
+    from tasks.manifest import Image, Manifest
+    from tasks.platforms import Platform
+
+PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size; more would fail, less is only slower
+_HEADER = struct.Struct("<I")  # each message: its length, then a marshal dump
+_BASES = ""  # the name of the message with the bases' digests (no image is named "")
+
+# Tasks that need no context: `doit doctor` should not walk 10,000 files.
+NO_CONTEXT = frozenset({"doctor", "registries", "buildkitd"})
+
+
+def stat_cache_path(state_dir: Path | None, image_name: str) -> Path | None:
+    """Where an image's stat cache lives between runs (nowhere without a state folder)."""
+    return state_dir / "stat" / f"{image_name}.json" if state_dir is not None else None
+
+
+def walk(image: Image, state_dir: Path | None, skip: tuple[Path, ...]) -> dict[str, str]:
+    """An image's context entries, through its stat cache."""
+    return cached_context_entries(image.context, image.dockerfile,
+                                  stat_cache_path(state_dir, image.name), skip)
+
+
+def outside_bases(images: list[Image]) -> list[tuple[str, Platform]]:
+    """(reference, platform) of every outside base a `pull: true` image of ``images`` is
+    built FROM, for each platform it is built for: what the registry probe is asked."""
+    wanted = {(ref, platform) for image in images if image.pull
+              for ref in image.base_images for platform in image.platforms}
+    return sorted(wanted, key=str)
+
+
+def images_for(manifest: Manifest, task_names: list[str]) -> list[Image]:
+    """The images whose inputs the tasks asked for will need, bases included, in manifest
+    order. [] asks for the default task (`build`: every image). A name this cannot place
+    (a wildcard across the ':') just leaves its images to be walked when checked."""
+    wanted: set[str] = set()
+    for task_name in task_names or ["build"]:
+        group, _, rest = task_name.partition(":")
+        if group in NO_CONTEXT:
+            continue
+        pattern = rest.partition(":")[0]
+        wanted.update(image.name for image in manifest.images
+                      if not pattern or fnmatch.fnmatchcase(image.name, pattern))
+    names = set()
+    while wanted:
+        name = wanted.pop()
+        if name not in names:
+            names.add(name)
+            wanted.update(manifest.image(name).depends_on)
+    return [image for image in manifest.images if image.name in names]
+
+
+class Prefetch:
+    """Context entries of some images and the digests of their outside bases, from a forked
+    child that sends them as it goes.
+
+    The child walks from the first image on. Whenever the parent needs something the child
+    has not sent yet, it walks the last image nobody has walked, so the two meet in the
+    middle and neither core waits for the other; what the child sends twice is dropped.
+    """
+
+    def __init__(self, pid: int, fd: int, images: list[Image], state_dir: Path,
+                 skip: tuple[Path, ...], bases: list[tuple[str, Platform]]) -> None:
+        self.pid, self.fd, self.skip, self.bases = pid, fd, skip, bases
+        self.images, self.state_dir = list(images), state_dir
+        self.names = frozenset(image.name for image in images)
+        self.parent = os.getpid()
+        self._lock = threading.Lock()
+        self._buffer = bytearray()
+        self._messages: dict[str, object] = {}
+        self._tail = len(self.images)  # images[_tail:] were walked here
+        self._done = False
+
+    @classmethod
+    def start(cls, manifest: Manifest, images: list[Image]) -> Prefetch | None:
+        """Fork a child walking ``images`` (the state folder skipped, as Inputs does it) and
+        asking about their outside bases.
+
+        None when there is nothing to walk or no second CPU to walk it on, in a `doit -P
+        process` worker (its parent checked the tasks), or beside other threads (a lock one
+        of them holds would stay held in the child).
+        """
+        import multiprocessing
+
+        if (not images or multiprocessing.parent_process() is not None
+                or threading.active_count() > 1 or (os.cpu_count() or 1) < 2):
+            return None
+        skip, bases = (manifest.state_dir,), outside_bases(images)
+        read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError):  # room for all of 10,000 files: the child never waits
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        gc.freeze()  # the parent's collections then leave the pages it shares with the child
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:
+            os.close(read_end)
+            _child(write_end, manifest, images, skip, bases)
+        os.close(write_end)
+        return cls(pid, read_end, images, manifest.state_dir, skip, bases)
+
+    def entries(self, image: Image, skip: tuple[Path, ...]) -> dict[str, str] | None:
+        """``image``'s context entries, walked by the child or here, or None: not one of the
+        images, walked with other ``skip`` folders, asked from another process, or it could
+        not be walked (the caller walks it again and reports why)."""
+        if image.name not in self.names or skip != self.skip:
+            return None
+        return self._message(image.name)
+
+    def base_digests(self) -> dict[tuple[str, Platform], str | None]:
+        """What each outside base points at per platform, as the child's RegistryProbe
+        answered; {} if it failed."""
+        digests = self._message(_BASES) if self.bases else None
+        if not isinstance(digests, list) or len(digests) != len(self.bases):
+            return {}
+        return dict(zip(self.bases, digests, strict=True))
+
+    def _message(self, name: str):
+        if os.getpid() != self.parent:
+            return None
+        with self._lock:
+            while name not in self._messages and not self._done:
+                if not self._read(wait=False) and not self._walk_last():
+                    self._read(wait=True)
+            return self._messages.get(name)
+
+    def _walk_last(self) -> bool:
+        """Walk the last image neither side has yet; False when there is none."""
+        while self._tail > 0:
+            self._tail -= 1
+            image = self.images[self._tail]
+            if image.name not in self._messages:
+                try:
+                    self._messages[image.name] = walk(image, self.state_dir, self.skip)
+                except (OSError, ValueError):
+                    self._messages[image.name] = None
+                self._check_complete()
+                return True
+        return False
+
+    def _read(self, wait: bool) -> bool:
+        """Take in what the child sent; False when nothing was there (``wait``: nothing came,
+        the stream ended)."""
+        if not wait and not select.select([self.fd], [], [], 0)[0]:
+            return False
+        try:
+            chunk = os.read(self.fd, PIPE_SIZE)
+        except OSError:
+            chunk = b""
+        if not chunk:  # the child ended, or failed
+            self._finish()
+            return False
+        self._buffer += chunk
+        while len(self._buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._buffer)
+            if len(self._buffer) < _HEADER.size + size:
+                break
+            try:
+                name, content = marshal.loads(self._buffer[_HEADER.size:_HEADER.size + size])
+            except (EOFError, ValueError, TypeError):
+                self._finish()
+                return False
+            del self._buffer[:_HEADER.size + size]
+            self._messages.setdefault(name, content)
+        self._check_complete()
+        return True
+
+    def _check_complete(self) -> None:
+        if not self._done and len(self._messages) == len(self.names) + bool(self.bases):
+            self._finish()
+
+    def _finish(self) -> None:
+        """Stop reading; a child still walking fails its next send and exits. It is reaped
+        now if it has, else when this process exits."""
+        self._done = True
+        os.close(self.fd)
+        try:
+            reaped, _ = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not reaped:
+            atexit.register(_reap, self.pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _child(fd: int, manifest: Manifest, images: list[Image], skip: tuple[Path, ...],
+           bases: list[tuple[str, Platform]]) -> None:
+    """The child: ask about the bases on a thread, walk, and send each answer when it has it
+    (None for an image it cannot walk: the parent walks it again and reports the error where
+    it belongs); then leave without running the parent's exit handlers or flushing its
+    buffers."""
+    code = 1
+    try:
+        digests: list = []
+        asking = threading.Thread(target=_ask, args=(manifest, bases, digests), daemon=True)
+        if bases:
+            asking.start()
+        with open(fd, "wb") as pipe:
+            for image in images:
+                try:
+                    entries = walk(image, manifest.state_dir, skip)
+                except (OSError, ValueError):
+                    entries = None
+                _send(pipe, image.name, entries)
+                if bases and not asking.is_alive():
+                    _send(pipe, _BASES, digests)
+                    bases = []
+            if bases:
+                asking.join()
+                _send(pipe, _BASES, digests)
+        code = 0
+    except BaseException:  # noqa: BLE001, S110 - Ctrl-C, a closed pipe: the parent walks
+        pass
+    finally:
+        os._exit(code)
+
+
+def _ask(manifest: Manifest, bases: list[tuple[str, Platform]], digests: list) -> None:
+    """Fill ``digests`` with the probe's answer for each base, in order (left short, and so
+    unused, if the probe fails)."""
+    from builders.probe import RegistryProbe
+
+    probe = RegistryProbe(manifest.registries, manifest.retries)
+    answers = [probe.platform_digest(ref, platform) for ref, platform in bases]
+    digests.extend(answers)
+
+
+def _send(pipe, name: str, content) -> None:
+    data = marshal.dumps((name, content))
+    pipe.write(_HEADER.pack(len(data)) + data)
+    pipe.flush()

@@ -1,0 +1,217 @@
+"""tasks.prefetch: contexts walked in a forked child give exactly what the parent would walk."""
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from builders.probe import UNKNOWN
+from tasks import cmdline, prefetch
+from tasks.context import context_entries
+from tasks.inputs import Inputs
+from tests.unit.test_generate import AMD64, make_image, make_manifest
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """base ← app ← tool, and a lone image; contexts with an ignore file and an exception."""
+    base = make_image(tmp_path, "base")
+    app = make_image(tmp_path, "app", depends_on=("base",))
+    tool = make_image(tmp_path, "tool", depends_on=("app",))
+    lone = make_image(tmp_path, "lone")
+    for image in (base, app, tool, lone):
+        (image.context / ".dockerignore").write_text("*.log\n!keep.log\n")
+        (image.context / "debug.log").write_text("ignored\n")
+        (image.context / "keep.log").write_text(f"{image.name}\n")
+        (image.context / "src").mkdir()
+        (image.context / "src" / "main.c").write_text(f"int {image.name};\n")
+        for path in image.context.rglob("*"):  # older than the stat cache's racy window
+            os.utime(path, (time.time() - 60, time.time() - 60))
+    return make_manifest(tmp_path, base, app, tool, lone)
+
+
+def names(images) -> list[str]:
+    return [image.name for image in images]
+
+
+@pytest.mark.parametrize(("task_names", "expected"), [
+    ([], ["base", "app", "tool", "lone"]),  # the default task, build: every image
+    (["build"], ["base", "app", "tool", "lone"]),
+    (["status"], ["base", "app", "tool", "lone"]),
+    (["build:tool"], ["base", "app", "tool"]),  # and the bases it is built FROM
+    (["push:app:linux/arm64", "manifest:lone"], ["base", "app", "lone"]),
+    (["build:l*"], ["lone"]),
+    (["doctor"], []),
+    (["registries", "buildkitd"], []),
+    (["build:nothing"], []),
+])
+def test_images_for_follows_the_tasks_asked_for_and_their_bases(chain, task_names, expected):
+    assert names(prefetch.images_for(chain, task_names)) == expected
+
+
+def test_the_child_sends_what_the_parent_would_walk(chain):
+    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    assert walked is not None
+    skip = (chain.state_dir,)
+    for image in chain.images:
+        entries = walked.entries(image, skip)
+        assert entries == context_entries(image.context, image.dockerfile, None, skip)
+        assert "debug.log" not in entries and "keep.log" in entries
+        assert prefetch.stat_cache_path(chain.state_dir, image.name).is_file()  # saved there
+
+
+def test_inputs_digest_the_same_with_or_without_the_child(chain):
+    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    ahead, alone = Inputs(chain, prefetched=walked), Inputs(chain)
+    for image in chain.images:
+        assert ahead.digest(image, AMD64) == alone.digest(image, AMD64)
+        assert ahead.entries(image) == alone.entries(image)
+
+
+def test_a_one_byte_change_reaches_the_next_walk(chain):
+    app = chain.image("app")
+    before = Inputs(chain, prefetched=prefetch.Prefetch.start(chain, [app])).digest(app, AMD64)
+    (app.context / "src" / "main.c").write_text("int apq;\n")
+    after = Inputs(chain, prefetched=prefetch.Prefetch.start(chain, [app])).digest(app, AMD64)
+    assert before != after == Inputs(chain).digest(app, AMD64)
+
+
+def test_what_the_child_did_not_walk_is_left_to_the_parent(chain):
+    base, lone = chain.image("base"), chain.image("lone")
+    walked = prefetch.Prefetch.start(chain, [base])
+    skip = (chain.state_dir,)
+    assert walked.entries(lone, skip) is None
+    assert walked.entries(base, (*skip, base.context / "src")) is None  # walked with other skips
+    assert walked.entries(base, skip) is not None
+
+
+def test_an_image_the_child_cannot_walk_is_walked_again_by_the_parent(chain, tmp_path):
+    broken = replace(chain.image("lone"), context=tmp_path / "missing")
+    walked = prefetch.Prefetch.start(chain, [chain.image("base"), broken])
+    assert walked.entries(broken, (chain.state_dir,)) is None
+    assert walked.entries(chain.image("base"), (chain.state_dir,)) is not None
+    with pytest.raises(OSError):  # the parent's own walk reports the real error
+        Inputs(chain, prefetched=walked).entries(broken)
+
+
+def test_a_killed_child_leaves_the_rest_to_the_parent(chain):
+    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    os.kill(walked.pid, signal.SIGKILL)  # before or after it sent some images: either way
+    skip = (chain.state_dir,)
+    for image in chain.images:
+        found = walked.entries(image, skip)
+        assert found is None or found == context_entries(image.context, image.dockerfile,
+                                                         None, skip)
+        assert Inputs(chain, prefetched=walked).digest(image, AMD64) == \
+            Inputs(chain).digest(image, AMD64)
+
+
+def idle_child(sent: bytes = b"", seconds: float = 0) -> tuple[int, int]:
+    """(pid, read end of its pipe) of a child that sends ``sent``, then idles ``seconds``."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        os.write(write_end, sent)
+        time.sleep(seconds)
+        os._exit(0)
+    os.close(write_end)
+    return pid, read_end
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x05\x00", b"\x09\x00\x00\x00not marshal",
+                                  b"\xff\xff\x00\x00short"])
+def test_a_broken_stream_leaves_the_walk_to_the_parent(chain, sent):
+    pid, read_end = idle_child(sent)
+    app, skip = chain.image("app"), (chain.state_dir,)
+    walked = prefetch.Prefetch(pid, read_end, [app], chain.state_dir, skip, [])
+    assert walked.entries(app, skip) == context_entries(app.context, app.dockerfile, None, skip)
+    with contextlib.suppress(ChildProcessError):  # reaped already, or now
+        os.waitpid(pid, 0)
+
+
+def test_the_parent_walks_from_the_end_while_the_child_is_slow(chain):
+    pid, read_end = idle_child(seconds=30)  # sends nothing in time
+    skip, images = (chain.state_dir,), list(chain.images)
+    walked = prefetch.Prefetch(pid, read_end, images, chain.state_dir, skip, [])
+    started = time.monotonic()
+    try:
+        first = walked.entries(images[0], skip)  # the walk from the end reaches it
+        assert time.monotonic() - started < 10
+        assert first == context_entries(images[0].context, images[0].dockerfile, None, skip)
+        assert all(walked.entries(image, skip) is not None for image in images)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_a_worker_process_does_not_read_the_parents_child(chain):
+    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # as a `doit -P process` worker forked from the run would
+        found = walked.entries(chain.image("app"), (chain.state_dir,))
+        os.write(write, b"none" if found is None else b"some")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 4) == b"none"
+    assert walked.entries(chain.image("app"), (chain.state_dir,)) is not None
+
+
+def test_no_fork_beside_other_threads_or_with_nothing_to_walk(chain):
+    assert prefetch.Prefetch.start(chain, []) is None
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert prefetch.Prefetch.start(chain, list(chain.images)) is None
+    finally:
+        release.set()
+        other.join()
+
+
+def test_the_child_sends_the_bases_as_its_probe_answers(chain, tmp_path):
+    """The child asks a registry that does not answer: UNKNOWN per base and platform, as the
+    parent's own probe would say."""
+    image = replace(chain.image("app"), pull=True, base_images=("127.0.0.1:9/base:1",))
+    walked = prefetch.Prefetch.start(replace(chain, retries=0), [image])
+    assert walked.base_digests() == {("127.0.0.1:9/base:1", platform): UNKNOWN
+                                     for platform in image.platforms}
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], ("run", [])),
+    (["-n", "2", "build:app", "verify=0"], ("run", ["build:app"])),
+    (["-f", "dodo.py", "-n", "2", "build"], ("run", ["build"])),
+    (["run", "-v", "2", "status"], ("run", ["status"])),
+    (["--continue", "build:a*", "push"], ("run", ["build:a*", "push"])),
+    (["-f", "dodo.py", "list", "--all"], ("list", ["--all"])),
+    (["manifest=x.yaml", "forget", "build:a"], ("forget", ["build:a"])),
+])
+def test_the_command_line_is_read_as_doit_reads_it(argv, expected):
+    assert cmdline.read(argv) == expected
+
+
+def test_more_than_a_pipe_holds_arrives_whole(tmp_path):
+    """Past the pipe's 1 MiB the child waits for the parent to read: no deadlock, no loss."""
+    images = []
+    for index in range(3):
+        image = make_image(tmp_path, f"big{index}")
+        folder = image.context / ("deep-folder-name-" * 4)
+        folder.mkdir()
+        for number in range(2500):
+            (folder / f"{number:05d}-{'x' * 80}.txt").write_text(str(number))
+        images.append(image)
+    manifest = make_manifest(tmp_path, *images)
+    walked = prefetch.Prefetch.start(manifest, images)
+    skip = (manifest.state_dir,)
+    total = 0
+    for image in reversed(images):  # the last one first: the others are read and kept
+        entries = walked.entries(image, skip)
+        assert entries == context_entries(image.context, image.dockerfile, None, skip)
+        total += sum(len(path) + len(entry) for path, entry in entries.items())
+    assert total > prefetch.PIPE_SIZE
