@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +16,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "localhost:5000"
 DOIT_COMMANDS = {"run", "list", "info", "forget", "clean", "ignore"}
+
+# A suite started as a background job of a script (`.ci/run ... &`) inherits SIGINT ignored,
+# and so would every doit the tests start: their Ctrl-C (SIGINT) would do nothing. Ignored
+# is inherited, a handler is not: with one here, children start with SIGINT as a terminal
+# leaves it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def engine_missing() -> str | None:
