@@ -14,6 +14,7 @@ After each fault the next ``clean_after`` requests pass untouched, so an operati
 requests than that succeeds when retried: at most 1/(clean_after+1) of requests fail.
 """
 
+import contextlib
 import http.client
 import http.server
 import random
@@ -95,7 +96,34 @@ class FaultProxy:
 
 
 class _Server(http.server.ThreadingHTTPServer):
+    """Keeps its open connections: the engine keeps them alive, and on close they are shut
+    down so their handler threads end with the proxy (a later test may fork, see
+    tasks/prefetch.py, and forks only when no other thread runs)."""
+
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: dict[socket.socket, threading.Thread] = {}
+        self._connections_lock = threading.Lock()
+
+    def process_request_thread(self, request, client_address) -> None:
+        with self._connections_lock:
+            self.connections[request] = threading.current_thread()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self.connections.pop(request, None)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._connections_lock:
+            open_now = list(self.connections.items())
+        for connection, thread in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            thread.join(timeout=10)  # a stalled answer ends within its stall
 
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up on a fault is the point, not an error worth a traceback."""

@@ -34,6 +34,15 @@ def chain(tmp_path):
     return make_manifest(tmp_path, base, app, tool, lone)
 
 
+def start(manifest, images) -> prefetch.Prefetch:
+    """Prefetch.start, which forks only when no other thread runs: a thread that another test
+    left running is named here, not met as a None further down."""
+    assert threading.active_count() == 1, f"threads left running: {threading.enumerate()}"
+    walked = prefetch.Prefetch.start(manifest, images)
+    assert walked is not None
+    return walked
+
+
 def names(images) -> list[str]:
     return [image.name for image in images]
 
@@ -54,7 +63,7 @@ def test_images_for_follows_the_tasks_asked_for_and_their_bases(chain, task_name
 
 
 def test_the_child_sends_what_the_parent_would_walk(chain):
-    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    walked = start(chain, list(chain.images))
     assert walked is not None
     skip = (chain.state_dir,)
     for image in chain.images:
@@ -65,7 +74,7 @@ def test_the_child_sends_what_the_parent_would_walk(chain):
 
 
 def test_inputs_digest_the_same_with_or_without_the_child(chain):
-    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    walked = start(chain, list(chain.images))
     ahead, alone = Inputs(chain, prefetched=walked), Inputs(chain)
     for image in chain.images:
         assert ahead.digest(image, AMD64) == alone.digest(image, AMD64)
@@ -74,15 +83,15 @@ def test_inputs_digest_the_same_with_or_without_the_child(chain):
 
 def test_a_one_byte_change_reaches_the_next_walk(chain):
     app = chain.image("app")
-    before = Inputs(chain, prefetched=prefetch.Prefetch.start(chain, [app])).digest(app, AMD64)
+    before = Inputs(chain, prefetched=start(chain, [app])).digest(app, AMD64)
     (app.context / "src" / "main.c").write_text("int apq;\n")
-    after = Inputs(chain, prefetched=prefetch.Prefetch.start(chain, [app])).digest(app, AMD64)
+    after = Inputs(chain, prefetched=start(chain, [app])).digest(app, AMD64)
     assert before != after == Inputs(chain).digest(app, AMD64)
 
 
 def test_what_the_child_did_not_walk_is_left_to_the_parent(chain):
     base, lone = chain.image("base"), chain.image("lone")
-    walked = prefetch.Prefetch.start(chain, [base])
+    walked = start(chain, [base])
     skip = (chain.state_dir,)
     assert walked.entries(lone, skip) is None
     assert walked.entries(base, (*skip, base.context / "src")) is None  # walked with other skips
@@ -91,7 +100,7 @@ def test_what_the_child_did_not_walk_is_left_to_the_parent(chain):
 
 def test_an_image_the_child_cannot_walk_is_walked_again_by_the_parent(chain, tmp_path):
     broken = replace(chain.image("lone"), context=tmp_path / "missing")
-    walked = prefetch.Prefetch.start(chain, [chain.image("base"), broken])
+    walked = start(chain, [chain.image("base"), broken])
     assert walked.entries(broken, (chain.state_dir,)) is None
     assert walked.entries(chain.image("base"), (chain.state_dir,)) is not None
     with pytest.raises(OSError):  # the parent's own walk reports the real error
@@ -99,7 +108,7 @@ def test_an_image_the_child_cannot_walk_is_walked_again_by_the_parent(chain, tmp
 
 
 def test_a_killed_child_leaves_the_rest_to_the_parent(chain):
-    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    walked = start(chain, list(chain.images))
     os.kill(walked.pid, signal.SIGKILL)  # before or after it sent some images: either way
     skip = (chain.state_dir,)
     for image in chain.images:
@@ -150,7 +159,7 @@ def test_the_parent_walks_from_the_end_while_the_child_is_slow(chain):
 
 
 def test_a_worker_process_does_not_read_the_parents_child(chain):
-    walked = prefetch.Prefetch.start(chain, list(chain.images))
+    walked = start(chain, list(chain.images))
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # as a `doit -P process` worker forked from the run would
@@ -178,7 +187,7 @@ def test_the_child_sends_the_bases_as_its_probe_answers(chain, tmp_path):
     """The child asks a registry that does not answer: UNKNOWN per base and platform, as the
     parent's own probe would say."""
     image = replace(chain.image("app"), pull=True, base_images=("127.0.0.1:9/base:1",))
-    walked = prefetch.Prefetch.start(replace(chain, retries=0), [image])
+    walked = start(replace(chain, retries=0), [image])
     assert walked.base_digests() == {("127.0.0.1:9/base:1", platform): UNKNOWN
                                      for platform in image.platforms}
 
@@ -207,7 +216,7 @@ def test_more_than_a_pipe_holds_arrives_whole(tmp_path):
             (folder / f"{number:05d}-{'x' * 80}.txt").write_text(str(number))
         images.append(image)
     manifest = make_manifest(tmp_path, *images)
-    walked = prefetch.Prefetch.start(manifest, images)
+    walked = start(manifest, images)
     skip = (manifest.state_dir,)
     total = 0
     for image in reversed(images):  # the last one first: the others are read and kept
