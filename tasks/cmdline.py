@@ -22,11 +22,12 @@ def _options(*groups: list[dict]) -> CmdParse:
 
 
 def read(argv: list[str]) -> tuple[str, list[str]]:
-    """(command, positional arguments) of ``argv`` (without the program).
+    """(command, its arguments) of ``argv`` (without the program).
 
     doit's rule: the loader's options (`-f`, `-d`, `-k`) may come first, `name=value`
     arguments are variables, then the first argument names a command, else it is `run`.
-    For `run` the positional arguments are the tasks asked for ([] for the defaults).
+    For `run` the arguments are the tasks asked for ([] for the defaults), options parsed
+    away; for another command, what follows its name, as given.
     """
     try:
         _, args = _options(DodoTaskLoader.cmd_options).parse_only(argv)
