@@ -305,12 +305,21 @@ def context_entries(context: Path, dockerfile: Path, cache: StatCache | None = N
 
     Kept per build so a later run can say which entry changed, not only that one did.
     """
-    digest = (cache if cache is not None else StatCache(None))._digest
+    cache = cache if cache is not None else StatCache(None)
+    known, used, digest = cache.entries, cache._used, cache._digest
     entries = {}
     for relative, kind, info in _walk(context, dockerfile, skip):
         if kind == "file":
-            executable = "1" if info.st_mode & S_IXUSR else "0"
-            entries[relative] = f"file:{executable}:{digest(context, relative, info)}"
+            # StatCache._digest inlined for a hit: 10,000 calls are ~4 ms of a no-op's walk
+            mode = info.st_mode
+            key = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}:{mode}:"
+            cached = known.get(relative)
+            if cached is not None and cached.startswith(key):
+                used[relative] = cached
+                found = cached[len(key):]
+            else:
+                found = digest(context, relative, info)
+            entries[relative] = ("file:1:" if mode & S_IXUSR else "file:0:") + found
         elif kind == "dir":
             entries[relative] = "dir:0:"
         else:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tasks.context import digest_entries
 from tasks.manifest import Image, Manifest
 from tasks.platforms import Platform
-from tasks.prefetch import Prefetch, outside_bases, walk
+from tasks.prefetch import Context, Prefetch, outside_bases, unpack, walk
 from tasks.uptodate import CHECKER_SIGNATURE
 
 
@@ -32,10 +32,9 @@ class Inputs:
         self.state_dir = manifest.state_dir if manifest else None
         self.prefetch = prefetched
         self._learned = False  # the prefetch's base digests handed to the probe
-        self._entries: dict[str, dict[str, str]] = {}
-        self._context_digests: dict[str, str] = {}
+        self._contexts: dict[str, Context] = {}
         self._files: dict[Path, str] = {}
-        self._breakdowns: dict[tuple[str, Platform], dict] = {}
+        self._parts: dict[tuple[str, Platform], dict] = {}
         self._digests: dict[tuple[str, Platform], str] = {}
         self._lock = threading.RLock()
         self._asking: threading.Thread | None = None
@@ -50,22 +49,24 @@ class Inputs:
         self.skip = state["skip"]
 
     def breakdown(self, image: Image, platform: Platform) -> dict:
-        """Every input of one build, by name; the digest is taken over this.
+        """Every input of one build, by name; the digest is taken over this, with the
+        context's entries replaced by their digest."""
+        return {**self.parts(image, platform), "context": self.entries(image)}
 
-        Memoised per run like the rest: the caller must not change it.
-        """
+    def parts(self, image: Image, platform: Platform) -> dict:
+        """The breakdown without the context: memoised per run, so the caller must not
+        change it."""
         with self._lock:
             key = (image.name, platform)
-            if key not in self._breakdowns:
-                self._breakdowns[key] = self._breakdown(image, platform)
-            return self._breakdowns[key]
+            if key not in self._parts:
+                self._parts[key] = self._parts_of(image, platform)
+            return self._parts[key]
 
-    def _breakdown(self, image: Image, platform: Platform) -> dict:
+    def _parts_of(self, image: Image, platform: Platform) -> dict:
         parts = {
             "dockerfile": self._file_hash(image.dockerfile_for(platform)),
             "method": [image.method.strategy, image.method.arch, image.method.arch_arg,
                        image.method.attestations],
-            "context": self.entries(image),
             "build_args": dict(image.build_args),
             "target": image.target,
             "platform": str(platform),
@@ -101,9 +102,9 @@ class Inputs:
             for other in self.manifest.images:
                 if not self._asking.is_alive():
                     break
-                if other.name not in self._entries:
+                if other.name not in self._contexts:
                     with contextlib.suppress(OSError, ValueError):  # raised again when checked
-                        self.entries(other)
+                        self.context(other)
         return {ref: self.probe.platform_digest(ref, platform) for ref in image.base_images}
 
     def _ask(self, wanted: list[tuple[str, Platform]]) -> None:
@@ -118,27 +119,36 @@ class Inputs:
         with self._lock:
             key = (image.name, platform)
             if key not in self._digests:
-                parts = dict(self.breakdown(image, platform))
-                parts["context"] = self._context_digest(image)
+                parts = dict(self.parts(image, platform))
+                parts["context"] = self.context(image)[0]
                 encoded = json.dumps(parts, sort_keys=True).encode()
                 self._digests[key] = "sha256:" + hashlib.sha256(encoded).hexdigest()
             return self._digests[key]
 
     def entries(self, image: Image) -> dict[str, str]:
+        """What the build of ``image`` sends (tasks.context.context_entries), once per run."""
         with self._lock:
-            if image.name not in self._entries:
-                found = self.prefetch.entries(image, self.skip) if self.prefetch else None
-                if found is None:
-                    found = walk(image, self.state_dir, self.skip)
-                self._entries[image.name] = found
-            return self._entries[image.name]
+            digest, entries = self.context(image)
+            if isinstance(entries, bytes):
+                entries = unpack(entries)
+                if entries is None:  # not what the child dumped: walk here
+                    entries = walk(image, self.state_dir, self.skip)
+                    digest = digest_entries(entries)
+                self._contexts[image.name] = (digest, entries)
+            return entries
 
-    def _context_digest(self, image: Image) -> str:
-        """digest_entries of an image's context, once per run (not once per platform)."""
+    def context(self, image: Image) -> Context:
+        """(digest, entries) of an image's context, walked once per run (not once per
+        platform), by the prefetch child if it did; the entries may still be the child's
+        marshal dump (prefetch.unpack)."""
         with self._lock:
-            if image.name not in self._context_digests:
-                self._context_digests[image.name] = digest_entries(self.entries(image))
-            return self._context_digests[image.name]
+            if image.name not in self._contexts:
+                found = self.prefetch.context(image, self.skip) if self.prefetch else None
+                if found is None:
+                    entries = walk(image, self.state_dir, self.skip)
+                    found = (digest_entries(entries), entries)
+                self._contexts[image.name] = found
+            return self._contexts[image.name]
 
     def _file_hash(self, path: Path) -> str:
         """sha256 of a small file (a Dockerfile), read once per run however many ask."""
@@ -177,6 +187,11 @@ class Inputs:
             return json.loads(path.read_text()) if path else None
         except (OSError, ValueError):
             return None
+
+
+def with_entries(parts: dict, entries: dict[str, str] | bytes) -> dict:
+    """A build's breakdown: its ``parts`` (Inputs.parts) and its context's entries."""
+    return {**parts, "context": unpack(entries)}
 
 
 def input_digest(
@@ -236,15 +251,17 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
 
     def __call__(self, task, values) -> bool:
         try:
-            breakdowns = [self.inputs.breakdown(self.image, p) for p in self.platforms]
             digests = [self.inputs.digest(self.image, p) for p in self.platforms]
+            parts = [self.inputs.parts(self.image, p) for p in self.platforms]
+            entries = self.inputs.context(self.image)[1]
         except (OSError, ValueError):
             return False
         digest = digests[0] if len(digests) == 1 else "+".join(digests)
 
         def save():
-            for platform, breakdown in zip(self.platforms, breakdowns, strict=True):
-                self.inputs.record(self.image, platform, breakdown)
+            # what was hashed here, loaded only now: a no-op never needs the entries
+            for platform, part in zip(self.platforms, parts, strict=True):
+                self.inputs.record(self.image, platform, with_entries(part, entries))
             return {"input_digest": digest}
 
         task.value_savers.append(save)

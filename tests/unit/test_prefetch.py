@@ -48,11 +48,11 @@ def names(images) -> list[str]:
 
 
 @pytest.mark.parametrize(("task_names", "expected"), [
-    ([], ["base", "app", "tool", "lone"]),  # the default task, build: every image
-    (["build"], ["base", "app", "tool", "lone"]),
-    (["status"], ["base", "app", "tool", "lone"]),
+    ([], ["base", "lone", "app", "tool"]),  # the default task, build: every image; bases first
+    (["build"], ["base", "lone", "app", "tool"]),
+    (["status"], ["base", "lone", "app", "tool"]),
     (["build:tool"], ["base", "app", "tool"]),  # and the bases it is built FROM
-    (["push:app:linux/arm64", "manifest:lone"], ["base", "app", "lone"]),
+    (["push:app:linux/arm64", "manifest:lone"], ["base", "lone", "app"]),
     (["build:l*"], ["lone"]),
     (["doctor"], []),
     (["registries", "buildkitd"], []),
