@@ -11,17 +11,17 @@ from tasks.load import load_or_exit, manifest_path, settle
 from tasks.reporter import for_manifest
 
 INVOKED_IN = loader.initial_workdir or os.getcwd()
-MANIFEST = load_or_exit(
-    manifest_path(get_var("manifest"), INVOKED_IN, os.path.dirname(os.path.abspath(__file__))),
-    INVOKED_IN,
-)
-# Before doit reads its state or checks a task: a second run on this workspace waits here.
-lock.hold_for_command(MANIFEST.state_dir)
-# A run that checks tasks has the contexts walked and the bases asked about on another core
-# while doit loads (tasks/prefetch.py).
+MANIFEST_PATH = manifest_path(get_var("manifest"), INVOKED_IN,
+                              os.path.dirname(os.path.abspath(__file__)))
+# A run that checks tasks forks a child first: it reads the manifest too, walks the contexts
+# and asks about the outside bases on another core while this process reads the manifest
+# and doit builds its tasks (tasks/prefetch.py).
 COMMAND, TASK_NAMES = cmdline.read(sys.argv[1:])
-PREFETCHED = prefetch.Prefetch.start(MANIFEST, prefetch.images_for(MANIFEST, TASK_NAMES)) \
-    if COMMAND == "run" else None
+EARLY = prefetch.Prefetch.start_early(MANIFEST_PATH, TASK_NAMES) if COMMAND == "run" else None
+MANIFEST = load_or_exit(MANIFEST_PATH, INVOKED_IN)
+# Before doit reads its state or checks a task: a second run on this workspace waits here.
+WAITED = lock.hold_for_command(MANIFEST.state_dir)
+PREFETCHED = prefetch.for_run(EARLY, MANIFEST, TASK_NAMES, WAITED) if COMMAND == "run" else None
 
 RUN = generate.Run.of(MANIFEST, verify=get_var("verify", "1") not in ("0", "false", "no"),
                       prefetched=PREFETCHED)

@@ -20,31 +20,36 @@ READ_ONLY = frozenset({"list", "info", "dumpdb", "help", "tabcompletion"})
 _held: dict[Path, int] = {}  # lock path → open descriptor, for the life of the process
 
 
-def hold_for_command(state_dir: Path, argv: list[str] | None = None) -> None:
-    """Take the workspace lock unless this doit command only reads (`list`, `info`, ...)."""
+def hold_for_command(state_dir: Path, argv: list[str] | None = None) -> bool:
+    """Take the workspace lock unless this doit command only reads (`list`, `info`, ...);
+    True if another run had it first (see ``hold``)."""
     if cmdline.command(sys.argv[1:] if argv is None else argv) not in READ_ONLY:
-        hold(state_dir)
+        return hold(state_dir)
+    return False
 
 
-def hold(state_dir: Path) -> None:
+def hold(state_dir: Path) -> bool:
     """Lock ``state_dir``/lock for this process, waiting (with one line on stderr) while
     another process has it. Released by the kernel when the process ends, however it ends.
+    True if it waited: what was looked at before may have changed meanwhile.
 
     Idempotent, and a no-op in a `doit -P process` worker: its parent holds the lock. A
     folder that cannot be locked (read-only, no flock) is used without the lock, said once.
     """
     path = state_dir / "lock"
     if path in _held or multiprocessing.parent_process() is not None:
-        return
+        return False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         _say(f"cannot lock {path} ({err.strerror}); running without the lock")
-        return
+        return False
+    waited = False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        waited = True
         try:
             _say(f"waiting for another doit run on {state_dir.parent} ({_holder(fd)})")
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -54,11 +59,12 @@ def hold(state_dir: Path) -> None:
     except OSError as err:
         os.close(fd)
         _say(f"cannot lock {path} ({err.strerror}); running without the lock")
-        return
+        return False
     with contextlib.suppress(OSError):  # who holds it is for the message only
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
     _held[path] = fd
+    return waited
 
 
 def _close_in_child() -> None:

@@ -109,10 +109,17 @@ class Manifest:
         return self.path.parent / ".multiarch"
 
 
-def load_manifest(path: str | os.PathLike, shown: str | None = None) -> Manifest:
+QUICK_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_manifest(path: str | os.PathLike, shown: str | None = None, *,
+                  quick: bool = False) -> Manifest:
     """Read and validate a multiarch.yaml; every problem is one ManifestError line.
 
-    ``shown`` is how errors name the file (default: ``path`` as given).
+    ``shown`` is how errors name the file (default: ``path`` as given). ``quick`` parses the
+    YAML with libyaml where PyYAML was built with it: the same document from a valid file,
+    ~8 times faster, but its own words for an invalid one; the prefetch child uses it, and
+    errors are reported from the pure-Python parser.
     """
     shown = shown or str(path)
     try:
@@ -122,7 +129,7 @@ def load_manifest(path: str | os.PathLike, shown: str | None = None) -> Manifest
     except UnicodeDecodeError as err:
         raise ManifestError(shown, "", f"cannot read: not UTF-8 at byte {err.start}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=QUICK_LOADER if quick else yaml.SafeLoader)
     except RecursionError:
         raise ManifestError(shown, "", "invalid YAML: nested too deeply") from None
     except yaml.YAMLError as err:

@@ -29,10 +29,12 @@ import os
 import select
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.context import cached_context_entries, digest_entries
+from tasks.manifest import load_manifest
 
 if TYPE_CHECKING:
     from tasks.manifest import Image, Manifest
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size; more would fail, less is only slower
 _HEADER = struct.Struct("<I")  # each message: its length, then a marshal dump
 _TAIL = struct.Struct("=i")  # the first image the parent walks (or has walked) itself
+_NO_TAIL = 2**31 - 1  # the parent has walked none
 # An image's context digest and entries (a dict, or its marshal dump as the child sent it).
 Context = tuple[str, dict[str, str] | bytes]
 _BASES = ""  # the name of the message with the bases' digests (no image is named "")
@@ -130,21 +133,25 @@ class Prefetch:
     The child walks from the first image on. Whenever the parent needs something the child
     has not sent yet, it walks the last image nobody has walked, so the two meet in the
     middle and neither core waits for the other; what the child sends twice is dropped.
+    Each image's message names the context and Dockerfile it was walked for, and each base
+    digest its reference and platform, so nothing is taken for an image or a base that the
+    parent's manifest describes otherwise.
     """
 
-    def __init__(self, pid: int, fd: int, images: list[Image], state_dir: Path,
-                 skip: tuple[Path, ...], bases: list[tuple[str, Platform]],
-                 tail: mmap.mmap | None = None) -> None:
-        self.pid, self.fd, self.skip, self.bases = pid, fd, skip, bases
+    def __init__(self, pid: int, fd: int, tail: mmap.mmap | None = None) -> None:
+        self.pid, self.fd = pid, fd
         self.tail = tail  # shared with the child: where the parent's walk has reached
-        self.images, self.state_dir = list(images), state_dir
-        self.names = frozenset(image.name for image in images)
         self.parent = os.getpid()
+        self.images: list[Image] = []
+        self.names: frozenset[str] = frozenset()
+        self.state_dir: Path | None = None
+        self.skip: tuple[Path, ...] = ()
+        self.bases: list[tuple[str, Platform]] = []
         self._lock = threading.Lock()
         self._buffer = bytearray()
         self._messages: dict[str, object] = {}
-        self._tail = len(self.images)  # images[_tail:] were walked here
-        self._done = False
+        self._tail = 0  # images[_tail:] were walked here
+        self._done = self._reaped = self._expecting = False
 
     @classmethod
     def start(cls, manifest: Manifest, images: list[Image]) -> Prefetch | None:
@@ -155,17 +162,38 @@ class Prefetch:
         process` worker (its parent checked the tasks), or beside other threads (a lock one
         of them holds would stay held in the child).
         """
+        walked = cls._fork(lambda: (manifest, images)) if images else None
+        if walked is not None:
+            walked.expect(manifest, images)
+        return walked
+
+    @classmethod
+    def start_early(cls, path: str, task_names: list[str]) -> Prefetch | None:
+        """Fork before this process reads the manifest at ``path``: the child reads it too,
+        with libyaml's parser where PyYAML has it (~2 ms, not ~15), and walks what the tasks
+        named need. ``expect`` then says which images this side's manifest has.
+
+        A manifest the child cannot read leaves it nothing to send: this process reads it
+        again and reports why.
+        """
+        def plan() -> tuple[Manifest, list[Image]]:
+            manifest = load_manifest(path, quick=True)
+            return manifest, images_for(manifest, task_names)
+
+        return cls._fork(plan)
+
+    @classmethod
+    def _fork(cls, plan: Callable[[], tuple[Manifest, list[Image]]]) -> Prefetch | None:
         import multiprocessing
 
-        if (not images or multiprocessing.parent_process() is not None
-                or threading.active_count() > 1 or (os.cpu_count() or 1) < 2):
+        if (multiprocessing.parent_process() is not None or threading.active_count() > 1
+                or (os.cpu_count() or 1) < 2):
             return None
-        skip, bases = (manifest.state_dir,), outside_bases(images)
         read_end, write_end = os.pipe()
         with contextlib.suppress(OSError):  # room for all of 10,000 files: the child never waits
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         tail = mmap.mmap(-1, _TAIL.size)  # anonymous and shared: both sides see its writes
-        _TAIL.pack_into(tail, 0, len(images))
+        _TAIL.pack_into(tail, 0, _NO_TAIL)
         gc.freeze()  # the parent's collections then leave the pages it shares with the child
         try:
             pid = os.fork()
@@ -175,14 +203,33 @@ class Prefetch:
             return None
         if pid == 0:
             os.close(read_end)
-            _child(write_end, manifest, images, skip, bases, tail)
+            _child(write_end, plan, tail)
         os.close(write_end)
-        return cls(pid, read_end, images, manifest.state_dir, skip, bases, tail)
+        walked = cls(pid, read_end, tail)
+        atexit.register(walked._end)
+        return walked
+
+    def expect(self, manifest: Manifest, images: list[Image]) -> None:
+        """What this side's manifest says the child walks: ``images``, in the child's order
+        (images_for), and their outside bases."""
+        self.images, self.state_dir = list(images), manifest.state_dir
+        self.names = frozenset(image.name for image in images)
+        self.skip, self.bases = (manifest.state_dir,), outside_bases(images)
+        self._tail, self._expecting = len(self.images), True
+        self._check_complete()
+
+    def stop(self) -> None:
+        """Take nothing more from the child (it walked while another run held the
+        workspace: what it saw may have changed since)."""
+        with self._lock:
+            if not self._done:
+                self._finish()
 
     def context(self, image: Image, skip: tuple[Path, ...]) -> Context | None:
         """(context digest, entries) of ``image``, walked by the child or here, or None: not
-        one of the images, walked with other ``skip`` folders, asked from another process,
-        or it could not be walked (the caller walks it again and reports why).
+        one of the images, walked with other ``skip`` folders or for another context or
+        Dockerfile, asked from another process, or it could not be walked (the caller walks
+        it again and reports why).
 
         The child's entries come as their marshal dump, left for ``unpack`` to load: a
         no-op needs only the digest, and loading 10,000 entries costs ~3 ms.
@@ -190,10 +237,11 @@ class Prefetch:
         if image.name not in self.names or skip != self.skip:
             return None
         found = self._message(image.name)
-        if (not isinstance(found, tuple) or len(found) != 2 or not isinstance(found[0], str)
-                or not isinstance(found[1], bytes | dict)):
+        if (not isinstance(found, tuple) or len(found) != 4
+                or found[:2] != (str(image.context), str(image.dockerfile))
+                or not isinstance(found[2], str) or not isinstance(found[3], bytes | dict)):
             return None
-        return found
+        return found[2], found[3]
 
     def entries(self, image: Image, skip: tuple[Path, ...]) -> dict[str, str] | None:
         """``image``'s context entries (see ``context``), or None."""
@@ -202,11 +250,13 @@ class Prefetch:
 
     def base_digests(self) -> dict[tuple[str, Platform], str | None]:
         """What each outside base points at per platform, as the child's RegistryProbe
-        answered; {} if it failed."""
-        digests = self._message(_BASES) if self.bases else None
-        if not isinstance(digests, list) or len(digests) != len(self.bases):
+        answered; those it did not answer are left out."""
+        answers = self._message(_BASES) if self.bases else None
+        if not isinstance(answers, list):
             return {}
-        return dict(zip(self.bases, digests, strict=True))
+        found = {(ref, platform): digest for ref, platform, digest in answers}
+        return {(ref, platform): found[ref, str(platform)] for ref, platform in self.bases
+                if (ref, str(platform)) in found}
 
     def _message(self, name: str):
         if os.getpid() != self.parent:
@@ -225,11 +275,7 @@ class Prefetch:
                 _TAIL.pack_into(self.tail, 0, self._tail)
             image = self.images[self._tail]
             if image.name not in self._messages:
-                try:
-                    entries = walk(image, self.state_dir, self.skip)
-                    self._messages[image.name] = (digest_entries(entries), entries)
-                except (OSError, ValueError):
-                    self._messages[image.name] = None
+                self._messages[image.name] = walked(image, self.state_dir, self.skip, dict)
                 self._check_complete()
                 return True
         return False
@@ -262,55 +308,79 @@ class Prefetch:
         return True
 
     def _check_complete(self) -> None:
-        if not self._done and len(self._messages) == len(self.names) + bool(self.bases):
+        if (self._expecting and not self._done and self.names <= self._messages.keys()
+                and (not self.bases or _BASES in self._messages)):
             self._finish()
 
     def _finish(self) -> None:
         """Stop reading; a child still walking fails its next send and exits. It is reaped
-        now if it has, else when this process exits."""
+        now if it has, else when this process exits (``_end``)."""
         self._done = True
         os.close(self.fd)
-        try:
-            reaped, _ = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
+        with contextlib.suppress(ChildProcessError):
+            self._reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+
+    def _end(self) -> None:
+        """At exit: close the pipe if still open (an unread child stops at its next send)
+        and reap the child."""
+        if os.getpid() != self.parent:
             return
-        if not reaped:
-            atexit.register(_reap, self.pid)
+        if not self._done:
+            self._finish()
+        if not self._reaped:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self._reaped = True
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+def for_run(early: Prefetch | None, manifest: Manifest, task_names: list[str],
+            waited: bool) -> Prefetch | None:
+    """The prefetch of a run that checks ``task_names``: the child forked early, told what
+    ``manifest`` holds; or, if it walked while another run held the workspace (``waited``)
+    or was not forked, a child forked now."""
+    images = images_for(manifest, task_names)
+    if early is not None and not waited:
+        early.expect(manifest, images)
+        return early
+    if early is not None:
+        early.stop()
+    return Prefetch.start(manifest, images)
 
 
-def _child(fd: int, manifest: Manifest, images: list[Image], skip: tuple[Path, ...],
-           bases: list[tuple[str, Platform]], tail: mmap.mmap) -> None:
-    """The child: ask about the bases on a thread, walk, and send each answer when it has it
-    (None for an image it cannot walk: the parent walks it again and reports the error where
-    it belongs); then leave without running the parent's exit handlers or flushing its
-    buffers."""
+def walked(image: Image, state_dir: Path | None, skip: tuple[Path, ...], dump=marshal.dumps):
+    """An image's message: (context, Dockerfile, context digest, ``dump`` of the entries), or
+    None if it could not be walked."""
+    try:
+        entries = walk(image, state_dir, skip)
+    except (OSError, ValueError):
+        return None
+    return str(image.context), str(image.dockerfile), digest_entries(entries), dump(entries)
+
+
+def _child(fd: int, plan: Callable[[], tuple[Manifest, list[Image]]], tail: mmap.mmap) -> None:
+    """The child: learn what to walk from ``plan``, ask about the bases on a thread, walk,
+    and send each answer when it has it (None for an image it cannot walk: the parent walks
+    it again and reports the error where it belongs); then leave without running the
+    parent's exit handlers or flushing its buffers."""
     code = 1
     try:
-        digests: list = []
-        asking = threading.Thread(target=_ask, args=(manifest, bases, digests), daemon=True)
+        manifest, images = plan()
+        skip, bases = (manifest.state_dir,), outside_bases(images)
+        answers: list = []
+        asking = threading.Thread(target=_ask, args=(manifest, bases, answers), daemon=True)
         if bases:
             asking.start()
         with open(fd, "wb") as pipe:
             for index, image in enumerate(images):
                 if index >= _TAIL.unpack_from(tail)[0]:
                     break  # the parent walked the rest
-                try:
-                    entries = walk(image, manifest.state_dir, skip)
-                    found = (digest_entries(entries), marshal.dumps(entries))
-                except (OSError, ValueError):
-                    found = None
-                _send(pipe, image.name, found)
+                _send(pipe, image.name, walked(image, manifest.state_dir, skip))
                 if bases and not asking.is_alive():
-                    _send(pipe, _BASES, digests)
+                    _send(pipe, _BASES, answers)
                     bases = []
             if bases:
                 asking.join()
-                _send(pipe, _BASES, digests)
+                _send(pipe, _BASES, answers)
         code = 0
     except BaseException:  # noqa: BLE001, S110 - Ctrl-C, a closed pipe: the parent walks
         pass
@@ -318,14 +388,15 @@ def _child(fd: int, manifest: Manifest, images: list[Image], skip: tuple[Path, .
         os._exit(code)
 
 
-def _ask(manifest: Manifest, bases: list[tuple[str, Platform]], digests: list) -> None:
-    """Fill ``digests`` with the probe's answer for each base, in order (left short, and so
-    unused, if the probe fails)."""
+def _ask(manifest: Manifest, bases: list[tuple[str, Platform]], answers: list) -> None:
+    """Fill ``answers`` with (reference, platform, digest) for each base, as the probe
+    answers (left empty if the probe fails)."""
     from builders.probe import RegistryProbe
 
     probe = RegistryProbe(manifest.registries, manifest.retries)
-    answers = [probe.platform_digest(ref, platform) for ref, platform in bases]
-    digests.extend(answers)
+    found = [(ref, str(platform), probe.platform_digest(ref, platform))
+             for ref, platform in bases]
+    answers.extend(found)
 
 
 def _send(pipe, name: str, content) -> None:

@@ -13,6 +13,7 @@ from builders.probe import UNKNOWN
 from tasks import cmdline, prefetch
 from tasks.context import context_entries
 from tasks.inputs import Inputs
+from tasks.manifest import load_manifest
 from tests.unit.test_generate import AMD64, make_image, make_manifest
 
 
@@ -119,6 +120,13 @@ def test_a_killed_child_leaves_the_rest_to_the_parent(chain):
             Inputs(chain).digest(image, AMD64)
 
 
+def reading(pid: int, read_end: int, manifest, images) -> prefetch.Prefetch:
+    """A Prefetch reading child ``pid``'s pipe, told to expect ``images``."""
+    walked = prefetch.Prefetch(pid, read_end)
+    walked.expect(manifest, images)
+    return walked
+
+
 def idle_child(sent: bytes = b"", seconds: float = 0) -> tuple[int, int]:
     """(pid, read end of its pipe) of a child that sends ``sent``, then idles ``seconds``."""
     read_end, write_end = os.pipe()
@@ -137,7 +145,7 @@ def idle_child(sent: bytes = b"", seconds: float = 0) -> tuple[int, int]:
 def test_a_broken_stream_leaves_the_walk_to_the_parent(chain, sent):
     pid, read_end = idle_child(sent)
     app, skip = chain.image("app"), (chain.state_dir,)
-    walked = prefetch.Prefetch(pid, read_end, [app], chain.state_dir, skip, [])
+    walked = reading(pid, read_end, chain, [app])
     assert walked.entries(app, skip) == context_entries(app.context, app.dockerfile, None, skip)
     with contextlib.suppress(ChildProcessError):  # reaped already, or now
         os.waitpid(pid, 0)
@@ -146,7 +154,7 @@ def test_a_broken_stream_leaves_the_walk_to_the_parent(chain, sent):
 def test_the_parent_walks_from_the_end_while_the_child_is_slow(chain):
     pid, read_end = idle_child(seconds=30)  # sends nothing in time
     skip, images = (chain.state_dir,), list(chain.images)
-    walked = prefetch.Prefetch(pid, read_end, images, chain.state_dir, skip, [])
+    walked = reading(pid, read_end, chain, images)
     started = time.monotonic()
     try:
         first = walked.entries(images[0], skip)  # the walk from the end reaches it
@@ -224,3 +232,77 @@ def test_more_than_a_pipe_holds_arrives_whole(tmp_path):
         assert entries == context_entries(image.context, image.dockerfile, None, skip)
         total += sum(len(path) + len(entry) for path, entry in entries.items())
     assert total > prefetch.PIPE_SIZE
+
+
+def write_manifest(tmp_path, text: str) -> str:
+    path = tmp_path / "multiarch.yaml"
+    path.write_text("version: 1\nregistry: localhost:5000\nplatforms: [linux/amd64]\n" + text)
+    for name in ("base", "app", "lone"):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "Dockerfile").write_text(
+            "FROM localhost:5000/base:v1\n" if name == "app" else "FROM scratch\n")
+        (tmp_path / name / f"{name}.txt").write_text(name)
+    return str(path)
+
+
+IMAGES = """images:
+  lone: {context: lone, tags: [v1]}
+  app: {context: app, tags: [v1]}
+  base: {context: base, tags: [v1]}
+"""
+
+
+def test_an_early_child_reads_the_manifest_itself_and_walks_in_check_order(tmp_path):
+    path = write_manifest(tmp_path, IMAGES)
+    assert threading.active_count() == 1
+    early = prefetch.Prefetch.start_early(path, [])
+    assert early is not None
+    manifest = load_manifest(path)
+    walked = prefetch.for_run(early, manifest, [], waited=False)
+    assert walked is early
+    assert names(walked.images) == ["lone", "base", "app"]  # app is built FROM base
+    skip = (manifest.state_dir,)
+    for image in manifest.images:
+        assert walked.entries(image, skip) == context_entries(image.context, image.dockerfile,
+                                                              None, skip)
+    assert Inputs(manifest, prefetched=walked).digest(manifest.image("app"), AMD64) == \
+        Inputs(manifest).digest(manifest.image("app"), AMD64)
+
+
+def test_what_the_early_child_walked_for_another_context_is_not_taken(tmp_path):
+    """The file changed between the child's reading and this side's: the image the child
+    walked under another context is walked again here."""
+    path = write_manifest(tmp_path, IMAGES)
+    early = prefetch.Prefetch.start_early(path, [])
+    assert early is not None
+    early._message("app")  # the child has read the manifest and walked app's context
+    write_manifest(tmp_path, IMAGES.replace("app: {context: app", "app: {context: lone"))
+    manifest = load_manifest(path)
+    walked = prefetch.for_run(early, manifest, [], waited=False)
+    app, skip = manifest.image("app"), (manifest.state_dir,)
+    assert walked.context(app, skip) is None
+    assert Inputs(manifest, prefetched=walked).entries(app) == \
+        context_entries(tmp_path / "lone", tmp_path / "lone" / "Dockerfile", None, skip)
+
+
+def test_after_waiting_for_another_run_the_early_child_is_left_and_another_forked(tmp_path):
+    path = write_manifest(tmp_path, IMAGES)
+    early = prefetch.Prefetch.start_early(path, [])
+    assert early is not None
+    manifest = load_manifest(path)
+    walked = prefetch.for_run(early, manifest, [], waited=True)
+    assert walked is not None and walked is not early and walked.pid != early.pid
+    assert early.context(manifest.image("base"), (manifest.state_dir,)) is None
+    assert walked.entries(manifest.image("base"), (manifest.state_dir,)) is not None
+
+
+def test_an_early_child_that_cannot_read_the_manifest_leaves_the_walk_here(tmp_path):
+    path = write_manifest(tmp_path, "images: [not, a, mapping]\n")
+    early = prefetch.Prefetch.start_early(path, [])
+    assert early is not None
+    base = make_image(tmp_path, "base")
+    manifest = make_manifest(tmp_path, base)
+    early.expect(manifest, [base])
+    skip = (manifest.state_dir,)
+    assert early.entries(base, skip) == context_entries(base.context, base.dockerfile, None, skip)
+    assert early._messages.keys() == {"base"}  # walked here: the child sent nothing
