@@ -1,21 +1,22 @@
 """What a run's status checks will need, fetched by a forked child while doit loads.
 
 Beyond what `doit list` pays, a no-op `doit build` spends its time stat-ing every file of
-every context (10,000 files: ~55 ms) and asking the engine for its mirrors and the registry
-what the outside bases point at (40 ms or more of waiting, mostly `GET /info`). None of
-that needs doit, so a child forked as soon as the manifest is read does both on another
-core while the parent imports the rest, generates the tasks and opens doit's database. It
-sends the bases' digests as soon as it has them and each image's context entries as it
-walks, in manifest order, so the parent checks the first images while the child walks the
-next. Nothing depends on the child: what it did not send, or a child that failed or was
-killed, is walked or asked by the parent as before.
+every context (10,000 files: ~45 ms) and asking the engine for its mirrors and the registry
+what the outside bases point at (10-20 ms of waiting). None of that needs doit, so dodo.py
+forks a child before it even reads the manifest. The child reads the manifest itself (with
+libyaml: ~2 ms), asks about the bases on a thread and walks the contexts on another core,
+while the parent reads the manifest, generates the tasks and opens doit's database. It
+sends the bases' digests as soon as it has them and each image's context digest as it
+walks, in the order doit checks them (bases first), so the parent checks the first images
+while the child walks the next. Nothing depends on the child: what it did not send, sent
+for another context, or a child that failed or was killed, is walked or asked by the
+parent as before. A run that had to wait for another run's lock forks a new child then.
 
 A fork, not a new interpreter: a `python -S -E -m` child was tried and lost by ~25 ms on the
 100-image bench. It starts later and imports the registry client itself, so the parent
 ended up walking 60 of the 100 contexts. The fork costs the parent ~10 ms instead (page
 tables, and the pages it writes while the child lives are copied first).
 """
-
 from __future__ import annotations
 
 import atexit
@@ -180,6 +181,8 @@ class Prefetch:
             manifest = load_manifest(path, quick=True)
             return manifest, images_for(manifest, task_names)
 
+        if task_names and all(name.partition(":")[0] in NO_CONTEXT for name in task_names):
+            return None  # `doit doctor`: no context to walk
         return cls._fork(plan)
 
     @classmethod

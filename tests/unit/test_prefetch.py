@@ -296,6 +296,11 @@ def test_after_waiting_for_another_run_the_early_child_is_left_and_another_forke
     assert walked.entries(manifest.image("base"), (manifest.state_dir,)) is not None
 
 
+def test_no_early_child_for_tasks_that_need_no_context(tmp_path):
+    assert prefetch.Prefetch.start_early(write_manifest(tmp_path, IMAGES),
+                                         ["doctor", "registries"]) is None
+
+
 def test_an_early_child_that_cannot_read_the_manifest_leaves_the_walk_here(tmp_path):
     path = write_manifest(tmp_path, "images: [not, a, mapping]\n")
     early = prefetch.Prefetch.start_early(path, [])
