@@ -17,6 +17,7 @@ A fork, not a new interpreter: a `python -S -E -m` child was tried and lost by ~
 ended up walking 60 of the 100 contexts. The fork costs the parent ~10 ms instead (page
 tables, and the pages it writes while the child lives are copied first).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,6 +29,7 @@ import marshal
 import mmap
 import os
 import select
+import signal
 import struct
 import threading
 from collections.abc import Callable
@@ -255,9 +257,10 @@ class Prefetch:
         """What each outside base points at per platform, as the child's RegistryProbe
         answered; those it did not answer are left out."""
         answers = self._message(_BASES) if self.bases else None
-        if not isinstance(answers, list):
+        try:
+            found = {(ref, platform): digest for ref, platform, digest in answers}
+        except (TypeError, ValueError):  # nothing sent, or not what the child sends
             return {}
-        found = {(ref, platform): digest for ref, platform, digest in answers}
         return {(ref, platform): found[ref, str(platform)] for ref, platform in self.bases
                 if (ref, str(platform)) in found}
 
@@ -324,13 +327,15 @@ class Prefetch:
             self._reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
 
     def _end(self) -> None:
-        """At exit: close the pipe if still open (an unread child stops at its next send)
-        and reap the child."""
+        """At exit: stop a child still at work (nothing it finds is needed now, and a slow
+        registry must not hold this process) and reap it."""
         if os.getpid() != self.parent:
             return
         if not self._done:
             self._finish()
         if not self._reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self._reaped = True

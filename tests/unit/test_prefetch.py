@@ -1,8 +1,10 @@
 """tasks.prefetch: contexts walked in a forked child give exactly what the parent would walk."""
 
 import contextlib
+import marshal
 import os
 import signal
+import struct
 import threading
 import time
 from dataclasses import replace
@@ -149,6 +151,27 @@ def test_a_broken_stream_leaves_the_walk_to_the_parent(chain, sent):
     assert walked.entries(app, skip) == context_entries(app.context, app.dockerfile, None, skip)
     with contextlib.suppress(ChildProcessError):  # reaped already, or now
         os.waitpid(pid, 0)
+
+
+@pytest.mark.parametrize("answers", [None, 7, ["sha256:" + "0" * 64], [("only", "two")]])
+def test_a_bases_message_not_as_the_child_sends_it_is_left_out(chain, answers):
+    sent = marshal.dumps(("", answers))
+    pid, read_end = idle_child(struct.pack("<I", len(sent)) + sent)
+    image = replace(chain.image("app"), pull=True, base_images=("127.0.0.1:9/base:1",))
+    walked = reading(pid, read_end, chain, [image])
+    assert walked.base_digests() == {}
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def test_a_child_still_at_work_at_exit_is_stopped_and_reaped(chain):
+    pid, read_end = idle_child(seconds=30)
+    walked = reading(pid, read_end, chain, list(chain.images))
+    started = time.monotonic()
+    walked._end()  # as atexit calls it
+    assert time.monotonic() - started < 5
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped already
 
 
 def test_the_parent_walks_from_the_end_while_the_child_is_slow(chain):
