@@ -5,13 +5,12 @@ import platform as host_platform
 import re
 import threading
 
+from builders.engine_api import DEFAULT_HOST, unix_get
 from builders.errors import DockerError
-from builders.probe import unix_get
 from builders.run import say
 from tasks.builders import Node, Routing
 from tasks.platforms import Platform, parse_platform
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 # A node slower than this to answer a ping counts as down: `emulate: false` must fail fast.
 PING_TIMEOUT = 3.0
 # What the CLI says when the engine went away under a running build.

@@ -1,13 +1,12 @@
 """What the registries hold right now: one HEAD per tag, all asked at once, remembered per run."""
 
-import http.client
 import json
-import os
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from builders.errors import DockerError
+from builders.mirrors import engine_mirrors
 from builders.registry import Registry, connect
 from builders.retry import DEFAULT_RETRIES
 from tasks.platforms import Platform, parse_platform
@@ -35,48 +34,6 @@ def locate(ref: str) -> tuple[str, str, str]:
     return host, path, reference
 
 
-def engine_mirrors() -> list[str]:
-    """The engine's docker.io mirrors (`registry-mirrors`), as host[:port]; [] without one."""
-    info = engine_info()
-    mirrors = (info.get("RegistryConfig") or {}).get("Mirrors") or []
-    return [mirror.split("://", 1)[-1].rstrip("/") for mirror in mirrors]
-
-
-def engine_info() -> dict:
-    """`GET /info` of the engine. Over a unix socket it is asked directly: the docker SDK costs
-    ~160 ms to import, which a no-op run should not pay for one question."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
-        try:
-            status, body = unix_get(host, "/info", timeout=10)
-            return json.loads(body) if status == 200 else {}
-        except (OSError, ValueError, http.client.HTTPException):
-            return {}
-    try:
-        from builders.push import engine
-
-        return engine().info()
-    except (DockerError, OSError):
-        return {}
-
-
-def unix_get(host: str, path: str, timeout: float) -> tuple[int, bytes]:
-    """(status, body) of one Engine API GET over a ``unix://`` socket, without the SDK.
-
-    Raises OSError (no socket, refused, timed out) or http.client.HTTPException.
-    """
-    connection = http.client.HTTPConnection("localhost", timeout=timeout)
-    try:
-        connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.sock.settimeout(timeout)
-        connection.sock.connect(host[len("unix://"):])
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 class RegistryProbe:
     """Answers "which digest is at this reference" for a run, never raising to its callers.
 
@@ -84,9 +41,11 @@ class RegistryProbe:
     will need at once (``expect``), on a thread pool, and later ones are answered from memory.
     """
 
-    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES):
+    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES,
+                 state_dir: Path | None = None):
+        """``state_dir``: where the engine's mirrors are remembered (builders.mirrors)."""
         self.registries_settings = registries
-        self.retries = retries
+        self.retries, self.state_dir = retries, state_dir
         self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
         self.expected: set[str] = set()
         self.digests: dict[str, str | None] = {}
@@ -98,10 +57,11 @@ class RegistryProbe:
     def __getstate__(self) -> dict:
         """For `doit -P process` workers: the settings and the expected references; the lock
         and the answers are per process, asked again there when needed."""
-        return {"registries": self.registries_settings, "expected": self.expected}
+        return {"registries": self.registries_settings, "retries": self.retries,
+                "state_dir": self.state_dir, "expected": self.expected}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["registries"])
+        self.__init__(state["registries"], state["retries"], state["state_dir"])
         self.expected = set(state["expected"])
 
     def expect(self, refs) -> None:
@@ -136,7 +96,7 @@ class RegistryProbe:
         if host != "docker.io":
             return [connect(host, self.registries_settings, self.retries)]
         if self._mirrors is None:
-            self._mirrors = engine_mirrors()
+            self._mirrors = engine_mirrors(self.state_dir)
         declared = [m for r in self.registries_settings if r.host == "docker.io" for m in r.mirrors]
         mirrors = [connect(m, self.registries_settings, self.retries)
                    for m in [*declared, *self._mirrors]]

@@ -52,7 +52,7 @@ class Run:
            prefetched: Prefetch | None = None) -> "Run":
         """``prefetched``: contexts and bases being fetched ahead (tasks.prefetch), for a run
         that will check tasks."""
-        probe = RegistryProbe(manifest.registries, manifest.retries)
+        probe = RegistryProbe(manifest.registries, manifest.retries, manifest.state_dir)
         for image in manifest.images:
             probe.expect(image.refs)
             for platform in image.platforms:

@@ -1,8 +1,9 @@
 """What a run's status checks will need, fetched by a forked child while doit loads.
 
 Beyond what `doit list` pays, a no-op `doit build` spends its time stat-ing every file of
-every context (10,000 files: ~45 ms) and asking the engine for its mirrors and the registry
-what the outside bases point at (10-20 ms of waiting). None of that needs doit, so dodo.py
+every context (10,000 files: ~45 ms) and asking the registry what the outside bases point at
+(10-20 ms of waiting; the engine's mirrors, through which it asks, are remembered between runs:
+builders.mirrors). None of that needs doit, so dodo.py
 forks a child before it even reads the manifest. The child reads the manifest itself (with
 libyaml: ~2 ms), asks about the bases on a thread and walks the contexts on another core,
 while the parent reads the manifest, generates the tasks and opens doit's database. It
@@ -401,7 +402,7 @@ def _ask(manifest: Manifest, bases: list[tuple[str, Platform]], answers: list) -
     answers (left empty if the probe fails)."""
     from builders.probe import RegistryProbe
 
-    probe = RegistryProbe(manifest.registries, manifest.retries)
+    probe = RegistryProbe(manifest.registries, manifest.retries, manifest.state_dir)
     found = [(ref, str(platform), probe.platform_digest(ref, platform))
              for ref, platform in bases]
     answers.extend(found)
