@@ -73,12 +73,13 @@ def test_inputs_rebuild_their_lock_and_memos_in_a_worker(run):
     assert copy.probe.expected == run.probe.expected
 
 
-def test_probe_pickles_without_its_answers():
-    probe = RegistryProbe()
+def test_probe_pickles_without_its_answers(tmp_path):
+    probe = RegistryProbe(retries=7, state_dir=tmp_path)
     probe.expect(["localhost:5000/a:v1"])
     probe.digests["localhost:5000/a:v1"] = "sha256:0"
     copy = pickle.loads(pickle.dumps(probe))
     assert copy.expected == {"localhost:5000/a:v1"} and copy.digests == {}
+    assert (copy.retries, copy.state_dir) == (7, tmp_path)  # a worker's retries, its mirrors
 
 
 @pytest.mark.parametrize("argv, command", [
