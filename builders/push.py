@@ -5,11 +5,12 @@ from functools import partial
 from pathlib import Path
 
 from builders import build as build_stage
-from builders import nodes
+from builders import cache, nodes
 from builders.cache import content_tag
 from builders.errors import DockerError
 from builders.preflight import explain_push_failure
 from builders.probe import locate
+from builders.registry import connect
 from builders.retry import retry
 from builders.run import say
 from tasks.builders import LOCAL, Node, Routing
@@ -41,18 +42,22 @@ def engine(node: Node = LOCAL):
 
 
 def push(image: Image, platform: Platform, state_dir: Path | None = None,
-         built: dict | None = None, routing: Routing | None = None) -> dict:
+         built: dict | None = None, routing: Routing | None = None, registries=()) -> dict:
     """Push every per-platform tag and the content tag; return each tag's registry digest.
 
-    ``built`` is what the build stage returned: an image it reused from the registry is
-    there already, and an image that vanished from the engine since is built again. The push
-    goes from the engine that built it (its ``builder``), straight to the registry.
+    ``built`` is what the build stage returned. An image it reused from the registry is
+    there already, unless the registry lost it since: then its tags are pointed at the
+    content tag again, or, if that is gone too, it is built here and pushed. An image that
+    vanished from the engine is built again. The push goes from the engine that built it
+    (its ``builder``), straight to the registry. ``registries``: the manifest's settings.
     """
-    import docker
-
     built = built or {}
+    rebuild = False
     if built.get("source") == "registry":
-        return {"digests": built["digests"]}
+        digests = _in_registry(image, platform, built, registries)
+        if digests is not None:
+            return {"digests": digests}
+        rebuild = True  # never in this engine: built here, whatever a tag here points at
     routing = routing or Routing()
     node = routing.node_named(built.get("builder")) or routing.node_for(platform)
     try:
@@ -64,11 +69,11 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         tags.append(content_tag(built["input_digest"]))
     # The image the build stage made, by ID: after a killed run its `docker build` may still
     # finish and move the tag to an image of older inputs.
-    try:
-        local = client.images.get(built.get("image_id") or image.platform_refs(platform)[0])
-    except docker.errors.NotFound:
+    local = None if rebuild else _local_image(
+        client, built.get("image_id") or image.platform_refs(platform)[0])
+    if local is None:
         if state_dir is None:
-            raise DockerError(f"{image.platform_refs(platform)[0]} is not in the engine") from None
+            raise DockerError(f"{image.platform_refs(platform)[0]} is not in the engine")
         local = client.images.get(
             build_stage.build(image, platform, state_dir, node)["image_id"])
     prefix = f"[{image.name} {platform}] "
@@ -80,6 +85,31 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         digests[ref] = retry(partial(_push_once, client, image, tag, ref, prefix),
                              f"push {ref}", host, image.retries, prefix)
     return {"digests": digests}
+
+
+def _local_image(client, name: str):
+    """The engine's image ``name`` (an ID or a reference), or None."""
+    import docker
+
+    try:
+        return client.images.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def _in_registry(image: Image, platform: Platform, built: dict, registries) -> dict | None:
+    """The digests of an image the build stage reused from the registry, as the registry has
+    it now: each tag where it was put, or put there again from the content tag; None when
+    the content tag is gone too."""
+    host, path, _ = locate(image.repository)
+    registry = connect(host, registries, image.retries)
+    digests = built.get("digests") or {}
+    if digests and all(registry.head(path, ref.rpartition(":")[2]) == digest
+                       for ref, digest in digests.items()):
+        return digests
+    reused = cache.reuse(image, platform, built["input_digest"], registries) \
+        if built.get("input_digest") else None
+    return reused["digests"] if reused else None
 
 
 def _push_once(client, image: Image, tag: str, ref: str, prefix: str) -> str:

@@ -80,6 +80,52 @@ def test_a_fresh_clone_reuses_what_the_registry_has(workspace):
     assert ran(workspace.doit("build")) == []
 
 
+def delete(ref: str) -> None:
+    """The registry loses ``ref``'s manifest, and so every tag on it (its content tag too)."""
+    subprocess.run(["skopeo", "delete", "--tls-verify=false", f"docker://{ref}"], check=True)
+
+
+def reused_on_a_fresh_clone(workspace) -> str:
+    """Built once, then built on a "new runner": every platform reused from the registry."""
+    repository = web(workspace)
+    workspace.doit("build")
+    shutil.rmtree(workspace.path / ".multiarch")
+    assert workspace.doit("build").stdout.count("reusing ") == len(PLATFORMS)
+    return repository
+
+
+def test_a_reused_image_overwritten_is_put_back_from_its_content_tag(workspace):
+    repository = reused_on_a_fresh_clone(workspace)
+    before = digest_of(f"{repository}:v1-arm64")
+
+    overwrite(f"{repository}:v1-arm64")
+    result = workspace.doit("build")
+
+    assert ran(result) == ["push:web:linux/arm64"]
+    assert "$ docker build " not in result.stdout
+    assert digest_of(f"{repository}:v1-arm64") == before
+
+
+def test_a_reused_image_the_registry_lost_is_built_and_pushed(workspace):
+    """Its content tag went with it: the build runs here, and the list names what it pushed."""
+    repository = reused_on_a_fresh_clone(workspace)
+
+    delete(f"{repository}:v1-arm64")
+    result = workspace.doit("build")
+
+    # build:web inspects the list again if it changed (a new provenance attestation may)
+    assert [name for name in ran(result) if name != "build:web"] == [
+        "manifest:web", "push:web:linux/arm64"]
+    assert result.stdout.count("$ docker build ") == 1
+    pushed = raw_manifest(f"{repository}:v1-arm64")["manifests"]
+    arm64 = next(entry["digest"] for entry in pushed
+                 if entry["platform"]["architecture"] == "arm64")
+    listed = {entry["platform"]["architecture"]: entry["digest"]
+              for entry in raw_manifest(f"{repository}:v1")["manifests"]}
+    assert listed["arm64"] == arm64
+    assert ran(workspace.doit("build")) == []
+
+
 def test_cache_local_builds_on_a_fresh_clone(workspace):
     web(workspace, cache="local")
     workspace.doit("build")
