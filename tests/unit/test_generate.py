@@ -174,7 +174,7 @@ def fake_stages(monkeypatch):
             "refs": list(image.platform_refs(platform)),
         }
 
-    def fake_push(image, platform, state_dir, built, routing=None):
+    def fake_push(image, platform, state_dir, built, routing=None, registries=()):
         calls.append(f"push:{image.name}:{platform}")
         return {
             "digests": {
