@@ -226,7 +226,7 @@ def test_a_failure_names_the_platform_and_the_engine(answering, dead):
     assert plain.output == own.output and plain.argv == own.argv
 
 
-def test_build_and_push_tasks_carry_the_routing(tmp_path):
+def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
     from tasks import generate
 
     parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": NODE}})
@@ -237,7 +237,7 @@ def test_build_and_push_tasks_carry_the_routing(tmp_path):
     assert build_args[-1] is parsed.routing
     assert build_args[-1].node_for(ARM64).name == NODE
     _, _, push_kwargs = pushes["app:linux/arm64"]["actions"][0]
-    assert push_kwargs == {"routing": parsed.routing}
+    assert push_kwargs == {"routing": parsed.routing, "registries": parsed.registries}
     assert pushes["app:linux/arm64"]["getargs"] == {"built": ("build:app:linux/arm64", None)}
 
 
