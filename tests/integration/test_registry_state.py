@@ -3,7 +3,7 @@
 import shutil
 import subprocess
 
-from tests.conftest import docker, raw_manifest
+from tests.conftest import CLASSIC, docker, raw_manifest, require_classic
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 
@@ -124,6 +124,28 @@ def test_a_reused_image_the_registry_lost_is_built_and_pushed(workspace):
               for entry in raw_manifest(f"{repository}:v1")["manifests"]}
     assert listed["arm64"] == arm64
     assert ran(workspace.doit("build")) == []
+
+
+def test_a_lost_tag_whose_image_left_the_engine_is_built_and_pushed(workspace):
+    """On the classic engine: an `image rm` on the containerd store scans every image."""
+    require_classic()
+    repository = web(workspace)
+    workspace.doit("build", docker_host=CLASSIC)
+
+    delete(f"{repository}:v1-arm64")
+    built = set(docker("images", "--no-trunc", "--format", "{{.ID}}", repository,
+                       docker_host=CLASSIC).split())
+    docker("image", "rm", "-f", *built, docker_host=CLASSIC)  # by ID: untagged is not gone
+    result = workspace.doit("build", docker_host=CLASSIC)
+
+    # the list is published again only if the rebuilt image differs (the builder's cache
+    # usually makes the same bytes)
+    assert set(ran(result)) - {"manifest:web", "build:web"} == {"push:web:linux/arm64"}
+    assert result.stdout.count("$ docker build ") == 1
+    listed = {entry["platform"]["architecture"]: entry["digest"]
+              for entry in raw_manifest(f"{repository}:v1")["manifests"]}
+    assert listed["arm64"] == digest_of(f"{repository}:v1-arm64")
+    assert ran(workspace.doit("build", docker_host=CLASSIC)) == []
 
 
 def test_cache_local_builds_on_a_fresh_clone(workspace):
