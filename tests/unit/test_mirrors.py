@@ -73,3 +73,46 @@ def test_without_an_engine_nothing_is_remembered(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'none.sock'}")
     assert engine_mirrors(tmp_path / "state") == []
     assert not (tmp_path / "state").exists()
+
+
+def named(comm: str, *argv: str, listen: Path | None = None) -> subprocess.Popen:
+    """A process whose /proc comm is ``comm`` (as systemd's or dockerd's would be), listening
+    on ``listen`` if given; it says "ready" once both are so."""
+    code = ("import socket, sys, time\n"
+            f"open('/proc/self/comm', 'w').write({comm!r})\n"
+            f"path = {str(listen) if listen else None!r}\n"
+            "if path:\n"
+            "    server = socket.socket(socket.AF_UNIX); server.bind(path); server.listen()\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_behind_systemd_socket_activation_the_dockerd_of_the_pidfile_is_the_engine(
+        tmp_path, monkeypatch):
+    """docker.socket: systemd listens, `dockerd -H fd://` serves; found by its pidfile."""
+    from builders import engine_api
+
+    sock, pidfile = tmp_path / "docker.sock", tmp_path / "docker.pid"
+    monkeypatch.setattr(engine_api, "_ACTIVATED_SOCKETS", (str(sock),))
+    monkeypatch.setattr(engine_api, "_DEFAULT_PIDFILE", str(pidfile))
+    listener = named("systemd", listen=sock)
+    served = named("dockerd", "-H", "fd://", "--config-file", str(tmp_path / "daemon.json"))
+    other = named("dockerd", "-H", "unix:///run/other.sock")
+    try:
+        pidfile.write_text(f"{served.pid}\n")
+        found = engine_process(f"unix://{sock}")
+        assert found is not None and found.pid == served.pid
+        assert found.config == Path(f"/proc/{served.pid}/root") / str(tmp_path / "daemon.json")[1:]
+        pidfile.write_text(f"{other.pid}\n")  # a dockerd, but not one socket-activated
+        assert engine_process(f"unix://{sock}") is None
+        monkeypatch.setattr(engine_api, "_ACTIVATED_SOCKETS", ())  # not docker.socket's path
+        pidfile.write_text(f"{served.pid}\n")
+        assert engine_process(f"unix://{sock}") is None
+    finally:
+        for process in (listener, served, other):
+            process.kill()
+            process.wait()
