@@ -6,7 +6,6 @@ from pathlib import Path
 
 from builders import build as build_stage
 from builders import cache, nodes
-from builders.cache import content_tag
 from builders.errors import DockerError
 from builders.preflight import explain_push_failure
 from builders.probe import locate
@@ -66,7 +65,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         raise DockerError(f"{platform}: {err.message}; rerun once it is back") from None
     tags = list(image.platform_tags(platform))
     if built.get("input_digest"):
-        tags.append(content_tag(built["input_digest"]))
+        tags.append(cache.content_tag(built["input_digest"]))
     # The image the build stage made, by ID: after a killed run its `docker build` may still
     # finish and move the tag to an image of older inputs.
     local = None if rebuild else _local_image(
