@@ -85,6 +85,6 @@ def _write(path: Path, data: dict) -> None:
             with os.fdopen(fd, "w") as out:
                 json.dump(data, out)
             os.replace(temp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+        except BaseException:
+            os.unlink(temp)
+            raise

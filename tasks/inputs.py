@@ -51,7 +51,7 @@ class Inputs:
     def breakdown(self, image: Image, platform: Platform) -> dict:
         """Every input of one build, by name; the digest is taken over this, with the
         context's entries replaced by their digest."""
-        return {**self.parts(image, platform), "context": self.entries(image)}
+        return with_entries(self.parts(image, platform), self.entries(image))
 
     def parts(self, image: Image, platform: Platform) -> dict:
         """The breakdown without the context: memoised per run, so the caller must not
@@ -87,8 +87,8 @@ class Inputs:
 
         The prefetch child's answers are taken first. Whatever is still unknown then: the
         first call asks about every outside base of the manifest on a thread and walks the
-        contexts of the next images meanwhile (the engine's ``/info``, for its mirrors,
-        can take 40 ms).
+        contexts of the next images meanwhile (the registry, or the engine's ``/info`` for
+        its mirrors when they are not remembered, can take tens of ms).
         """
         if self.prefetch is not None and not self._learned:
             self._learned = True

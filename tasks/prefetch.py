@@ -2,9 +2,9 @@
 
 Beyond what `doit list` pays, a no-op `doit build` spends its time stat-ing every file of
 every context (10,000 files: ~45 ms) and asking the registry what the outside bases point at
-(10-20 ms of waiting; the engine's mirrors, through which it asks, are remembered between runs:
-builders.mirrors). None of that needs doit, so dodo.py
-forks a child before it even reads the manifest. The child reads the manifest itself (with
+(10-20 ms of waiting; the engine's mirrors, through which it asks, are remembered between
+runs: builders.mirrors). None of that needs doit, so dodo.py forks a child before it even
+reads the manifest. The child reads the manifest itself (with
 libyaml: ~2 ms), asks about the bases on a thread and walks the contexts on another core,
 while the parent reads the manifest, generates the tasks and opens doit's database. It
 sends the bases' digests as soon as it has them and each image's context digest as it
