@@ -138,16 +138,6 @@ def start_build(ws, *args: str):
     return process, lines, reader
 
 
-def wait_for_line(lines: list[str], prefix: str, needle: str, process,
-                  timeout: float = 120) -> None:
-    """Wait until a line starting with ``prefix`` and holding ``needle`` was printed."""
-    deadline = time.monotonic() + timeout
-    while not any(line.startswith(prefix) and needle in line for line in list(lines)):
-        assert process.poll() is None, "".join(lines)
-        assert time.monotonic() < deadline, f"no {prefix}…{needle!r} in:\n{''.join(lines)}"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("how", ["stop", "restart"])
 def test_node_going_down_mid_build_fails_clearly_and_the_rerun_converges(workspace, how):
     ws = workspace
@@ -158,8 +148,7 @@ def test_node_going_down_mid_build_fails_clearly_and_the_rerun_converges(workspa
     ref = f"localhost:5000/{ws.namespace}/app:latest"
     try:
         process, lines, reader = start_build(ws, "-n", "2", "build")
-        wait_for_line(lines, "[app linux/arm64] #", "sleep 10", process)  # the RUN step began
-        time.sleep(1)
+        nodes.wait_for_emulated_process(f"{ws.namespace}-app", process, lines)  # arm64's RUN
         nodes.stop()
         if how == "restart":
             nodes.start()
@@ -183,6 +172,7 @@ def test_node_going_down_mid_build_fails_clearly_and_the_rerun_converges(workspa
     finally:
         if not nodes.answers():
             nodes.start()
+        nodes.kill_emulated_processes(f"{ws.namespace}-app")
         cleanup(ws, ["app"])
 
 

@@ -5,6 +5,7 @@ on the machine. Starting goes through `scripts/engine up-node`, so a restarted n
 what `scripts/engine up` leaves.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,3 +65,42 @@ def start() -> None:
                    capture_output=True, text=True, timeout=120)
     if not answers():
         raise RuntimeError(f"the node engine did not come back at {NODE}")
+
+
+def emulated_processes(token: str, machine: str = "aarch64") -> list[int]:
+    """Pids of processes run under QEMU for ``machine`` whose command line holds ``token``.
+
+    This is how a test knows a RUN step is really running: BuildKit's plain progress holds a
+    step's header back while another step is still open (up to 10 s), so its output is late.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if machine.encode() in argv[0] and any(token.encode() in arg for arg in argv[1:]):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_emulated_process(token: str, process: subprocess.Popen, output: list[str],
+                              timeout: float = 120) -> None:
+    """Wait until a RUN step holding ``token`` runs under QEMU, while ``process`` lives."""
+    deadline = time.monotonic() + timeout
+    while not emulated_processes(token):
+        assert process.poll() is None, "".join(output)
+        assert time.monotonic() < deadline, f"no emulated {token!r} step in:\n{''.join(output)}"
+        time.sleep(0.05)
+
+
+def kill_emulated_processes(token: str) -> None:
+    """Kill a RUN step's processes that a stopped dockerd 20.10 left behind.
+
+    They are the PID 1 of their own namespace, so they ignore SIGTERM, and nothing reaps them.
+    """
+    for pid in emulated_processes(token):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
