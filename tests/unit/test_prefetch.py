@@ -133,11 +133,14 @@ def idle_child(sent: bytes = b"", seconds: float = 0) -> tuple[int, int]:
     """(pid, read end of its pipe) of a child that sends ``sent``, then idles ``seconds``."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        os.write(write_end, sent)
-        time.sleep(seconds)
-        os._exit(0)
+    if pid == 0:  # nothing may escape into a second pytest session
+        try:
+            os.close(read_end)
+            with contextlib.suppress(BrokenPipeError):  # the parent gave up on it already
+                os.write(write_end, sent)
+            time.sleep(seconds)
+        finally:
+            os._exit(0)
     os.close(write_end)
     return pid, read_end
 
@@ -194,9 +197,11 @@ def test_a_worker_process_does_not_read_the_parents_child(chain):
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # as a `doit -P process` worker forked from the run would
-        found = walked.entries(chain.image("app"), (chain.state_dir,))
-        os.write(write, b"none" if found is None else b"some")
-        os._exit(0)
+        try:
+            found = walked.entries(chain.image("app"), (chain.state_dir,))
+            os.write(write, b"none" if found is None else b"some")
+        finally:
+            os._exit(0)
     os.waitpid(pid, 0)
     assert os.read(read, 4) == b"none"
     assert walked.entries(chain.image("app"), (chain.state_dir,)) is not None
