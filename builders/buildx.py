@@ -1,6 +1,7 @@
 """The buildx strategy: one `docker buildx build --platform a,b --push` per image."""
 
 import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -48,10 +49,27 @@ def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -
 AUTO_BUILDER = "multiarch"
 
 
+def auto_builder_argv(config: Path | None) -> list[str]:
+    """`docker buildx create` for ``builder: auto``.
+
+    `network=host`: the engine's own builder reaches registries from the host's network, and so
+    must this one, or a registry on localhost (a mirror, a self-hosted registry) is out of reach
+    from inside its container. BuildKit reads buildkitd.toml only when the builder is created.
+    """
+    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container",
+            "--driver-opt", "network=host"]
+    if config is not None:
+        argv += ["--buildkitd-config", str(config)]
+    return argv
+
+
 def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
     """``builder: auto``: the engine's own builder when it can build several platforms (the
     containerd image store), else a `docker-container` builder made once, with the generated
     buildkitd.toml when there is one. Any other name is used as given.
+
+    The builder is remade when what it was made from changes: buildkitd.toml, the create
+    command, or the engine (a builder stays with the engine it was created on).
     """
     if builder != "auto":
         return builder
@@ -61,7 +79,9 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
         return None
     config = state_dir / "buildkitd.toml"
     made_from = state_dir / "builder-config"
-    wanted = config.read_text() if config.exists() else ""
+    argv = auto_builder_argv(config if config.exists() else None)
+    wanted = json.dumps({"engine": os.environ.get("DOCKER_HOST", ""), "argv": argv,
+                         "buildkitd.toml": config.read_text() if config.exists() else ""})
     try:
         run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)
         exists = True
@@ -69,11 +89,8 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
         exists = False
     if exists and made_from.exists() and made_from.read_text() == wanted:
         return AUTO_BUILDER
-    if exists:  # BuildKit reads buildkitd.toml only when the builder is created
+    if exists:
         run(["docker", "buildx", "rm", AUTO_BUILDER], f"remove the {AUTO_BUILDER} builder")
-    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container"]
-    if wanted:
-        argv += ["--buildkitd-config", str(config)]
     run(argv, f"create the {AUTO_BUILDER} builder")
     made_from.write_text(wanted)
     return AUTO_BUILDER

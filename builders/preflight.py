@@ -3,7 +3,7 @@
 from builders.errors import DockerError
 from builders.probe import locate
 from builders.registry import connect, is_loopback
-from tasks.manifest import Manifest
+from tasks.manifest import Image, Manifest
 
 INSECURE_HINT = (
     'the engine does not treat {host} as insecure: add "insecure-registries": ["{host}"] to '
@@ -11,9 +11,23 @@ INSECURE_HINT = (
 )
 
 
+def _host(image: Image) -> str:
+    host = locate(image.repository)[0]
+    return "registry-1.docker.io" if host == "docker.io" else host
+
+
 def registry_hosts(manifest: Manifest) -> list[str]:
-    hosts = [locate(image.repository)[0] for image in manifest.images if image.method.pushes]
-    return sorted({"registry-1.docker.io" if host == "docker.io" else host for host in hosts})
+    return sorted({_host(image) for image in manifest.images if image.method.pushes})
+
+
+def pushed_by_buildkit(image: Image, builder: str | None, engine: dict) -> bool:
+    """Whether ``image`` reaches its registry from a BuildKit of its own rather than through
+    the engine: the buildx strategy on a named builder, or on ``builder: auto`` where the
+    engine's own builder cannot build several platforms (builders.buildx.resolve_builder).
+    That BuildKit takes its registry settings from buildkitd.toml, never from daemon.json."""
+    if image.method.strategy != "buildx" or builder in (None, "default"):
+        return False
+    return builder != "auto" or not engine.get("containerd_store", True)
 
 
 def preflight(manifest: Manifest) -> None:
@@ -31,6 +45,10 @@ def preflight(manifest: Manifest) -> None:
             from builders.doctor import engine_facts, engine_treats_insecure, resolve
 
             engine = engine or engine_facts()
+            if all(pushed_by_buildkit(image, manifest.builder, engine)
+                   for image in manifest.images
+                   if image.method.pushes and _host(image) == host):
+                continue
             registry = {"addresses": resolve(host)}
             if engine.get("reachable") and not engine_treats_insecure(host, registry, engine):
                 problems.append(f"registry {host}: {INSECURE_HINT.format(host=host)}")

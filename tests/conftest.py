@@ -90,13 +90,17 @@ CLASSIC = "unix:///run/multiarch-classic/docker.sock"
 ENGINES = {"docker26": None, "docker20": CLASSIC}
 
 
-def require_classic() -> None:
+# scripts/engine's fourth engine: Docker 26 as installed on Linux, with the classic image store.
+STOCK = "unix:///run/multiarch-stock/docker.sock"
+
+
+def require_classic(host: str = CLASSIC, name: str = "classic") -> None:
     """Skip without the classic engine on a laptop; in CI (CI=true) its absence is a failure."""
     info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                          capture_output=True, text=True, env=engine_env(CLASSIC))
+                          capture_output=True, text=True, env=engine_env(host))
     if info.returncode != 0:
         said = (info.stderr.strip().splitlines() or ["no output"])[-1]
-        message = f"no classic engine answers at {CLASSIC} ({said}): run `scripts/engine up` first"
+        message = f"no {name} engine answers at {host} ({said}): run `scripts/engine up` first"
         if os.environ.get("CI") == "true":
             pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
         pytest.skip(message)
