@@ -80,7 +80,8 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
     config = state_dir / "buildkitd.toml"
     made_from = state_dir / "builder-config"
     argv = auto_builder_argv(config if config.exists() else None)
-    wanted = json.dumps({"engine": os.environ.get("DOCKER_HOST", ""), "argv": argv,
+    engine = [os.environ.get(name, "") for name in ("DOCKER_HOST", "DOCKER_CONTEXT")]
+    wanted = json.dumps({"engine": engine, "argv": argv,
                          "buildkitd.toml": config.read_text() if config.exists() else ""})
     try:
         run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)

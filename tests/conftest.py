@@ -95,7 +95,8 @@ STOCK = "unix:///run/multiarch-stock/docker.sock"
 
 
 def require_classic(host: str = CLASSIC, name: str = "classic") -> None:
-    """Skip without the classic engine on a laptop; in CI (CI=true) its absence is a failure."""
+    """Skip without the classic engine (or ``name`` at ``host``) on a laptop; in CI (CI=true)
+    its absence is a failure."""
     info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
                           capture_output=True, text=True, env=engine_env(host))
     if info.returncode != 0:
