@@ -5,10 +5,10 @@ import sys
 
 from doit import get_var, loader
 from doit.globals import Globals
-
-from tasks import cmdline, exports, generate, lock, prefetch, state
-from tasks.load import load_or_exit, manifest_path, settle
-from tasks.reporter import for_manifest
+from multiarch.tasks.doit import cmdline, exports, generate, lock, state
+from multiarch.tasks.doit.session import load_or_exit, manifest_path, settle
+from multiarch.tasks.inputs import prefetch
+from multiarch.tasks.report.reporter import for_manifest
 
 INVOKED_IN = loader.initial_workdir or os.getcwd()
 MANIFEST_PATH = manifest_path(get_var("manifest"), INVOKED_IN,

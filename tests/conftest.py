@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from builders.engine_api import unix_get
+from multiarch.builders.engine.api import unix_get
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = "localhost:5000"

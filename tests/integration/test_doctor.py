@@ -20,7 +20,7 @@ DODO = f"""\
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from dodo import *  # noqa: F403
-from tasks.generate import doctor_task
+from multiarch.tasks.doit.generate import doctor_task
 
 
 def task_doctor():

@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, {str(ROOT)!r})
 from dodo import *  # noqa: F403
 from dodo import RUN
-from tasks import exports
+from multiarch.tasks.doit import exports
 
 
 def task_export():

@@ -7,9 +7,9 @@ import signal
 import time
 
 import pytest
+from multiarch.builders.engine import mirrors
+from multiarch.builders.engine.api import engine_process
 
-from builders import mirrors
-from builders.engine_api import engine_process
 from tests.conftest import docker
 from tests.support import nodes
 

@@ -15,9 +15,9 @@ import uuid
 
 import pytest
 import yaml
+from multiarch.builders.errors import DockerError
+from multiarch.builders.registry.client import Registry
 
-from builders.errors import DockerError
-from builders.registry import Registry
 from tests.conftest import Workspace, raw_manifest
 from tests.support.faultproxy import FaultProxy
 

@@ -7,13 +7,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from builders import build as build_module
-from builders import manifest_list
-from builders import run as run_module
-from builders.build import build_argv
-from builders.errors import DockerError
-from builders.manifest_list import (
+from multiarch.builders.engine import cli as run_module
+from multiarch.builders.errors import DockerError
+from multiarch.builders.stages import build as build_module
+from multiarch.builders.stages import manifest_list
+from multiarch.builders.stages.build import build_argv
+from multiarch.builders.stages.manifest_list import (
     annotate_argv,
     create_argv,
     inspect_argv,
@@ -22,8 +21,8 @@ from builders.manifest_list import (
     rm_argv,
     select_child,
 )
-from tasks.manifest import Image
-from tasks.platforms import parse_platform
+from multiarch.tasks.model.manifest import Image
+from multiarch.tasks.model.platforms import parse_platform
 
 AMD64 = parse_platform("linux/amd64")
 ARM64 = parse_platform("linux/arm64")

@@ -4,9 +4,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from builders.buildx import auto_builder_argv
-from builders.preflight import pushed_by_buildkit
+from multiarch.builders.checks.preflight import pushed_by_buildkit
+from multiarch.builders.stages.buildx import auto_builder_argv
 
 CONTAINERD = {"reachable": True, "containerd_store": True}
 CLASSIC = {"reachable": True, "containerd_store": False}

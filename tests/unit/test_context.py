@@ -4,8 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from tasks.context import (
+from multiarch.tasks.inputs.walk import (
     PatternMatcher,
     StatCache,
     _clean,

@@ -3,14 +3,14 @@
 from pathlib import Path
 
 import pytest
-
-from builders import buildx, doctor
-from builders.doctor import Finding, diagnose, parse_buildx_inspect, report
-from builders.errors import DockerError
-from tasks import generate
-from tasks.manifest import Image, Manifest
-from tasks.methods import Method
-from tasks.platforms import parse_platform
+from multiarch.builders.checks import doctor
+from multiarch.builders.checks.doctor import Finding, diagnose, parse_buildx_inspect, report
+from multiarch.builders.errors import DockerError
+from multiarch.builders.stages import buildx
+from multiarch.tasks.doit import generate
+from multiarch.tasks.model.manifest import Image, Manifest
+from multiarch.tasks.model.methods import Method
+from multiarch.tasks.model.platforms import parse_platform
 
 CTX = Path("/src/demo")
 

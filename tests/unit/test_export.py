@@ -8,13 +8,12 @@ import pytest
 from doit.control import TaskControl
 from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
-
-from builders import export
-from builders.errors import DockerError
-from tasks import exports, generate
-from tasks.manifest import Image, Manifest
-from tasks.methods import Method, Output
-from tasks.platforms import parse_platform
+from multiarch.builders.errors import DockerError
+from multiarch.builders.stages import export
+from multiarch.tasks.doit import exports, generate
+from multiarch.tasks.model.manifest import Image, Manifest
+from multiarch.tasks.model.methods import Method, Output
+from multiarch.tasks.model.platforms import parse_platform
 
 AMD64 = parse_platform("linux/amd64")
 ARM64 = parse_platform("linux/arm64")

@@ -7,9 +7,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tasks.errors import ManifestError
-from tasks.manifest import Manifest, load_manifest
+from multiarch.tasks.model.errors import ManifestError
+from multiarch.tasks.model.manifest import Manifest, load_manifest
 
 KEYS = ["version", "registry", "platforms", "images", "cache", "builder", "strategy",
         "registries", "context", "dockerfile", "repository", "tags", "build_args", "target",

@@ -18,17 +18,17 @@ from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
 from doit.task import result_dep
 from doit.tools import config_changed
-
-from builders import build, inspect, manifest_list, preflight, push
-from builders.errors import DockerError
-from tasks import generate
-from tasks.context import context_digest
-from tasks.inputs import input_digest, inputs_unchanged
-from tasks.later import builder
-from tasks.load import manifest_path
-from tasks.manifest import Image, Manifest
-from tasks.platforms import parse_platform
-from tasks.uptodate import still_in_registry
+from multiarch.builders.checks import preflight
+from multiarch.builders.errors import DockerError
+from multiarch.builders.stages import build, inspect, manifest_list, push
+from multiarch.tasks.doit import generate
+from multiarch.tasks.doit.checkers import still_in_registry
+from multiarch.tasks.doit.later import builder
+from multiarch.tasks.doit.session import manifest_path
+from multiarch.tasks.inputs.digests import input_digest, inputs_unchanged
+from multiarch.tasks.inputs.walk import context_digest
+from multiarch.tasks.model.manifest import Image, Manifest
+from multiarch.tasks.model.platforms import parse_platform
 
 ROOT = Path(__file__).resolve().parents[2]
 DODO = ROOT / "dodo.py"
@@ -562,22 +562,24 @@ def test_doit_list_imports_no_stage_builder(project):
         "from doit.cmd_base import DodoTaskLoader\n"
         "from doit.doit_cmd import DoitMain\n"
         f"DoitMain(DodoTaskLoader()).run(['list', '--all', '-f', {str(DODO)!r}])\n"
-        "print(' '.join(m for m in sys.modules if m.split('.')[0] in ('builders', 'docker')))"
+        "print(' '.join(m.removeprefix('multiarch.') for m in sys.modules\n"
+        "               if m.startswith('multiarch.builders') or m.split('.')[0] == 'docker'))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
                           text=True, timeout=60, check=False)
     assert (done.returncode, done.stderr) == (0, "")
     loaded = set(done.stdout.splitlines()[-1].split())
-    assert "builders.probe" in loaded  # the run's registry probe: a sanity check of the probe
-    stages = {"builders.buildx", "builders.push", "builders.manifest_list",
-              "builders.inspect", "builders.doctor", "docker"}
+    assert "builders.registry.probe" in loaded  # the run's registry probe: a sanity check
+    stages = {"builders.stages.buildx", "builders.stages.push", "builders.stages.manifest_list",
+              "builders.stages.inspect", "builders.checks.doctor", "docker"}
     assert loaded & stages == set()  # builders.export (and so build) come with export tasks
 
 
 def test_builder_reference_resolves_when_called(monkeypatch):
-    reference = builder("builders.push:push")
+    reference = builder("multiarch.builders.stages.push:push")
     assert reference.resolve() is push.push
-    assert reference == builder("builders.push:push") and repr(reference) == "builders.push.push"
+    assert reference == builder("multiarch.builders.stages.push:push")
+    assert repr(reference) == "multiarch.builders.stages.push.push"
     monkeypatch.setattr(push, "push", lambda *args: ("pushed", args))
     assert reference("a", 1) == ("pushed", ("a", 1))
 

@@ -2,11 +2,10 @@
 
 import pytest
 import yaml
-
-from tasks.errors import ManifestError
-from tasks.graph import find_cycle, referenced_images, split_tag
-from tasks.inputs import input_digest
-from tasks.manifest import load_manifest
+from multiarch.tasks.inputs.digests import input_digest
+from multiarch.tasks.model.dockerfile import find_cycle, referenced_images, split_tag
+from multiarch.tasks.model.errors import ManifestError
+from multiarch.tasks.model.manifest import load_manifest
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from tasks.errors import ManifestError
-from tasks.manifest import TOP_KEYS, Image, load_manifest, parse_manifest
-from tasks.platforms import Platform
-from tasks.reference import validate_tag
+from multiarch.tasks.model.errors import ManifestError
+from multiarch.tasks.model.manifest import TOP_KEYS, Image, load_manifest, parse_manifest
+from multiarch.tasks.model.platforms import Platform
+from multiarch.tasks.model.reference import validate_tag
 
 TOP_ALLOWED = ", ".join(sorted(TOP_KEYS))
 

@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builders.engine_api import EngineProcess, config_file, engine_process
-from builders.mirrors import config_mirrors, engine_mirrors
+from multiarch.builders.engine import api as engine_api
+from multiarch.builders.engine.api import EngineProcess, config_file, engine_process
+from multiarch.builders.engine.mirrors import config_mirrors, engine_mirrors
 
 
 def test_config_mirrors_as_hosts(tmp_path):
@@ -94,7 +95,6 @@ def named(comm: str, *argv: str, listen: Path | None = None) -> subprocess.Popen
 def test_behind_systemd_socket_activation_the_dockerd_of_the_pidfile_is_the_engine(
         tmp_path, monkeypatch):
     """docker.socket: systemd listens, `dockerd -H fd://` serves; found by its pidfile."""
-    from builders import engine_api
 
     sock, pidfile = tmp_path / "docker.sock", tmp_path / "docker.pid"
     monkeypatch.setattr(engine_api, "_ACTIVATED_SOCKETS", (str(sock),))

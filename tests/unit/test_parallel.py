@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from doit.loader import load_tasks
-
-from builders.probe import RegistryProbe
-from tasks import cmdline, exports, generate
-from tasks.lock import READ_ONLY
-from tasks.manifest import load_manifest
+from multiarch.builders.registry.probe import RegistryProbe
+from multiarch.tasks.doit import cmdline, exports, generate
+from multiarch.tasks.doit.lock import READ_ONLY
+from multiarch.tasks.model.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +104,7 @@ HOLD = """\
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tasks.lock import hold_for_command
+from multiarch.tasks.doit.lock import hold_for_command
 hold_for_command(Path(sys.argv[1]), sys.argv[3:])
 print("got", time.time(), flush=True)
 time.sleep(float(sys.argv[2]))
@@ -155,7 +154,7 @@ FORK_AND_EXIT = """\
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tasks.lock import hold
+from multiarch.tasks.doit.lock import hold
 hold(Path(sys.argv[1]))
 if os.fork() == 0:  # a worker that outlives the run, as a hung `-P process` worker could
     null = os.open(os.devnull, os.O_RDWR)

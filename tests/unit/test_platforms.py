@@ -1,8 +1,7 @@
 """tasks.platforms: containerd's specifier table, tag suffixes, errors, duplicates."""
 
 import pytest
-
-from tasks.platforms import DEFAULT_OS, Platform, parse_platform, parse_platforms
+from multiarch.tasks.model.platforms import DEFAULT_OS, Platform, parse_platform, parse_platforms
 
 # Ported from TestParseSelector and TestParseSelectorInvalid in platforms_test.go of
 # github.com/containerd/platforms (containerd/containerd 1.7 has the same non-Windows

@@ -10,12 +10,13 @@ import time
 from dataclasses import replace
 
 import pytest
+from multiarch.builders.registry.probe import UNKNOWN
+from multiarch.tasks.doit import cmdline
+from multiarch.tasks.inputs import prefetch
+from multiarch.tasks.inputs.digests import Inputs
+from multiarch.tasks.inputs.walk import context_entries
+from multiarch.tasks.model.manifest import load_manifest
 
-from builders.probe import UNKNOWN
-from tasks import cmdline, prefetch
-from tasks.context import context_entries
-from tasks.inputs import Inputs
-from tasks.manifest import load_manifest
 from tests.unit.test_generate import AMD64, make_image, make_manifest
 
 

@@ -5,9 +5,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from builders.probe import UNKNOWN, RegistryProbe
-from tasks.platforms import parse_platform
+from multiarch.builders.registry.probe import UNKNOWN, RegistryProbe
+from multiarch.tasks.model.platforms import parse_platform
 
 INDEX = {
     "schemaVersion": 2,

@@ -1,8 +1,7 @@
 """Unit tests for tasks.reference, tables ported from distribution/reference."""
 
 import pytest
-
-from tasks.reference import (
+from multiarch.tasks.model.reference import (
     repository_name,
     split_domain,
     validate_digest,

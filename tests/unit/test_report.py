@@ -10,14 +10,15 @@ import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 from doit.exceptions import TaskFailed
+from multiarch.builders.engine import cli as run_module
+from multiarch.builders.stages import build as build_stage
+from multiarch.tasks.model.manifest import Image, Manifest
+from multiarch.tasks.model.methods import Method
+from multiarch.tasks.model.platforms import parse_platform
+from multiarch.tasks.report import html as report_html
+from multiarch.tasks.report import model as report
+from multiarch.tasks.report.reporter import for_manifest, write_report
 
-from builders import build as build_stage
-from builders import run as run_module
-from tasks import report, report_html
-from tasks.manifest import Image, Manifest
-from tasks.methods import Method
-from tasks.platforms import parse_platform
-from tasks.reporter import for_manifest, write_report
 from tests.support.report_page import ReportPage
 
 AMD64 = parse_platform("linux/amd64")

@@ -2,12 +2,11 @@
 error says. The messages are the ones the engine, the docker CLI and urllib really print."""
 
 import pytest
-
-from builders import retry as retry_module
-from builders.buildx import push_failed_retriably
-from builders.errors import DockerError
-from builders.manifest_list import cli_retriable
-from builders.retry import backoff, cause, http_status, is_retriable, retry
+from multiarch.builders.errors import DockerError
+from multiarch.builders.registry import retry as retry_module
+from multiarch.builders.registry.retry import backoff, cause, http_status, is_retriable, retry
+from multiarch.builders.stages.buildx import push_failed_retriably
+from multiarch.builders.stages.manifest_list import cli_retriable
 
 HEAD_503 = ("push localhost:5055/x/app:v1-amd64 failed: unexpected status from HEAD request to "
             "http://localhost:5055/v2/x/app/blobs/sha256:1d5c6664a18dc791b074844b16619b3e7aac41"

@@ -10,14 +10,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from builders import nodes
-from builders.errors import DockerError
-from builders.run import run
-from tasks.builders import LOCAL, Node, Routing
-from tasks.errors import ManifestError
-from tasks.manifest import parse_manifest
-from tasks.platforms import Platform
+from multiarch.builders.engine import nodes
+from multiarch.builders.engine.cli import run
+from multiarch.builders.errors import DockerError
+from multiarch.tasks.model.errors import ManifestError
+from multiarch.tasks.model.manifest import parse_manifest
+from multiarch.tasks.model.platforms import Platform
+from multiarch.tasks.model.routing import LOCAL, Node, Routing
 
 AMD64 = Platform("linux", "amd64")
 ARM64 = Platform("linux", "arm64")
@@ -227,7 +226,7 @@ def test_a_failure_names_the_platform_and_the_engine(answering, dead):
 
 
 def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
-    from tasks import generate
+    from multiarch.tasks.doit import generate
 
     parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": NODE}})
     run_ = generate.Run.of(parsed)
@@ -242,7 +241,7 @@ def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
 
 
 def test_the_push_goes_from_the_engine_the_build_reported(tmp_path, dead):
-    from builders import push
+    from multiarch.builders.stages import push
 
     parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": dead},
                                  "default": {"docker_host": f"{dead}-default"}})
@@ -258,7 +257,7 @@ def test_the_push_goes_from_the_engine_the_build_reported(tmp_path, dead):
 
 
 def test_doctor_reports_each_routed_engine(tmp_path, answering, dead):
-    from builders import doctor
+    from multiarch.builders.checks import doctor
 
     parsed = manifest(tmp_path, {"linux/amd64": {"docker_host": answering},
                                  "linux/arm64": {"docker_host": dead, "emulate": False}})

@@ -11,8 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from doit.dependency import Dependency, SqliteDB
-
-from tasks import state
+from multiarch.tasks.doit import state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DODO = '''
 import pathlib, time
 from doit.globals import Globals
-from tasks import state
+from multiarch.tasks.doit import state
 
 DOIT_CONFIG = {"backend": "sqlite3", "dep_file": "state.db", "verbosity": 2}
 
@@ -53,7 +52,7 @@ def task_second():
 REVERTED = '''
 import os, pathlib, time
 from doit.globals import Globals
-from tasks import state
+from multiarch.tasks.doit import state
 
 VERSION = os.environ["VERSION"]
 DOIT_CONFIG = {"backend": "sqlite3", "dep_file": "state.db", "verbosity": 2}
@@ -261,7 +260,7 @@ def test_a_forked_worker_gets_sigterms_default_back(tmp_path):
     script = tmp_path / "fork.py"
     script.write_text(
         "import os, signal, time\n"
-        "from tasks import state\n"
+        "from multiarch.tasks.doit import state\n"
         "state.interrupt_on_sigterm()\n"
         "assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler\n"
         "pid = os.fork()\n"

@@ -1,12 +1,12 @@
 """tasks.status: a build recorded as done is "up to date" only once the registry has it."""
 
 import pytest
+from multiarch.builders.registry.cache import content_tag
+from multiarch.builders.registry.probe import UNKNOWN
+from multiarch.tasks.inputs.digests import Inputs
+from multiarch.tasks.model.methods import Method
+from multiarch.tasks.report import status
 
-from builders.cache import content_tag
-from builders.probe import UNKNOWN
-from tasks import status
-from tasks.inputs import Inputs
-from tasks.methods import Method
 from tests.unit.test_generate import AMD64, make_image, make_manifest
 
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64

@@ -1,0 +1,63 @@
+"""Before the first build: is every registry this run pushes to up, and does it let us in?"""
+
+from ...tasks.model.manifest import Image, Manifest
+from ..errors import DockerError
+from ..registry.client import connect, is_loopback
+from ..registry.probe import locate
+
+INSECURE_HINT = (
+    'the engine does not treat {host} as insecure: add "insecure-registries": ["{host}"] to '
+    "/etc/docker/daemon.json and restart dockerd"
+)
+
+
+def _host(image: Image) -> str:
+    host = locate(image.repository)[0]
+    return "registry-1.docker.io" if host == "docker.io" else host
+
+
+def registry_hosts(manifest: Manifest) -> list[str]:
+    return sorted({_host(image) for image in manifest.images if image.method.pushes})
+
+
+def pushed_by_buildkit(image: Image, builder: str | None, engine: dict) -> bool:
+    """Whether ``image`` reaches its registry from a BuildKit of its own rather than through
+    the engine: the buildx strategy on a named builder, or on ``builder: auto`` where the
+    engine's own builder cannot build several platforms (builders.buildx.resolve_builder).
+    That BuildKit takes its registry settings from buildkitd.toml, never from daemon.json."""
+    if image.method.strategy != "buildx" or builder in (None, "default"):
+        return False
+    return builder != "auto" or not engine.get("containerd_store", True)
+
+
+def preflight(manifest: Manifest) -> None:
+    """A /v2/ probe per registry, so a registry that is down or refuses credentials stops the
+    run in one line before twenty minutes of QEMU, not after."""
+    problems = []
+    engine = None
+    for host in registry_hosts(manifest):
+        try:
+            connect(host, manifest.registries, manifest.retries).ping()
+        except DockerError as err:
+            problems.append(err.message)
+            continue
+        if host in manifest.insecure_hosts and not is_loopback(host):
+            from .doctor import engine_facts, engine_treats_insecure, resolve
+
+            engine = engine or engine_facts()
+            if all(pushed_by_buildkit(image, manifest.builder, engine)
+                   for image in manifest.images
+                   if image.method.pushes and _host(image) == host):
+                continue
+            registry = {"addresses": resolve(host)}
+            if engine.get("reachable") and not engine_treats_insecure(host, registry, engine):
+                problems.append(f"registry {host}: {INSECURE_HINT.format(host=host)}")
+    if problems:
+        raise DockerError("; ".join(problems))
+
+
+def explain_push_failure(message: str, host: str) -> str:
+    """Add the daemon.json fix to the engine's raw TLS error for a plain-HTTP registry."""
+    if "server gave HTTP response to HTTPS client" in message:
+        return f"{message}; {INSECURE_HINT.format(host=host)}"
+    return message

@@ -1,0 +1,144 @@
+"""Reaching a builder node: its environment for the CLI, an SDK client, a ping, the fallback."""
+
+import os
+import platform as host_platform
+import re
+import threading
+
+from ...tasks.model.platforms import Platform, parse_platform
+from ...tasks.model.routing import Node, Routing
+from ..errors import DockerError
+from .api import DEFAULT_HOST, unix_get
+from .cli import say
+
+# A node slower than this to answer a ping counts as down: `emulate: false` must fail fast.
+PING_TIMEOUT = 3.0
+# What the CLI says when the engine went away under a running build.
+# (`ERROR: failed to receive status: rpc error: code = Unavailable desc = error reading from
+# server: EOF` when dockerd stops under a BuildKit build.)
+_LOST_CONNECTION = ("error reading from server", "Cannot connect to the Docker daemon",
+                    "transport is closing", "code = Unavailable")
+
+_down: dict[str, str] = {}  # node name → why it did not answer, once per run
+_down_lock = threading.Lock()
+
+
+def cli_env(node: Node) -> dict[str, str | None]:
+    """What a docker CLI subprocess needs to talk to ``node`` (None: unset the variable)."""
+    if node.docker_host:
+        return {"DOCKER_HOST": node.docker_host, "DOCKER_CONTEXT": None}
+    if node.context:
+        return {"DOCKER_CONTEXT": node.context, "DOCKER_HOST": None}
+    return {}
+
+
+def client(node: Node, timeout: float | None = None):
+    """A docker SDK client for ``node``; a context is resolved to its endpoint and TLS here.
+
+    ``ssh://`` goes through the system's ssh client, as the docker CLI does (no paramiko).
+    Raises DockerError for an unknown context, the SDK's errors when the engine is down.
+    """
+    import docker
+
+    kwargs = {"timeout": timeout} if timeout else {}
+    if node.from_environment:
+        return docker.from_env(**kwargs)
+    if node.docker_host:
+        return docker.DockerClient(base_url=node.docker_host,
+                                   use_ssh_client=node.docker_host.startswith("ssh://"), **kwargs)
+    context = docker.ContextAPI.get_context(node.context)
+    if context is None:
+        raise DockerError(f"no docker context {node.context!r} (see `docker context ls`)")
+    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig,
+                               use_ssh_client=context.Host.startswith("ssh://"), **kwargs)
+
+
+def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
+    """None when ``node`` answers `/_ping` within ``timeout``; otherwise why it did not.
+
+    A unix socket is asked directly (no SDK import); anything else through the SDK.
+    """
+    host = node.docker_host or (None if node.context else os.environ.get("DOCKER_HOST"))
+    host = host or (None if node.context else DEFAULT_HOST)
+    try:
+        if host and host.startswith("unix://"):
+            status, _ = unix_get(host, "/_ping", timeout)
+            return None if status == 200 else f"/_ping answered {status}"
+        client(node, timeout).ping()
+        return None
+    except DockerError as err:
+        return err.message
+    except OSError as err:
+        return err.strerror or str(err) or type(err).__name__
+    except Exception as err:  # docker.errors.*, requests' connection errors: imported lazily
+        return short_reason(str(err)) or type(err).__name__
+
+
+def short_reason(text: str) -> str:
+    """The OS's words from a wrapped requests/urllib3 error (`[Errno 111] Connection refused`)."""
+    found = (re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+             or re.search(r"Error\(-?\d+, '([^']+)'\)", text))  # FileNotFoundError(2, '…')
+    if found:
+        return found.group(1).strip()
+    line = (text.splitlines() or [""])[0]
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _unreachable(node: Node) -> str | None:
+    """``ping`` remembered for the run when it fails, so ten images wait for a dead node once."""
+    with _down_lock:
+        if node.name in _down:
+            return _down[node.name]
+    reason = ping(node)
+    if reason is not None:
+        with _down_lock:
+            _down[node.name] = reason
+    return reason
+
+
+def choose(routing: Routing, platform: Platform, prefix: str = "") -> Node:
+    """The engine that builds ``platform``: its node if it answers, else the default engine.
+
+    Raises:
+        DockerError: the node does not answer and says `emulate: false`.
+    """
+    node = routing.node_for(platform)
+    if node == routing.default:  # nothing to fall back to: the build itself reports it
+        return node
+    reason = _unreachable(node)
+    if reason is None:
+        return node
+    if not node.emulate:
+        raise DockerError(f"{platform}: builder {node.name} is unreachable ({reason}); "
+                          "emulate: false forbids a local QEMU build")
+    fallback = routing.default
+    where = "locally" if fallback.from_environment else f"on {fallback.name}"
+    how = "natively" if is_native(platform) else "under QEMU"
+    say(f"{prefix}builder {node.name} unreachable ({reason}); building {where} {how}")
+    return fallback
+
+
+def is_native(platform: Platform) -> bool:
+    """True when this machine's CPU runs ``platform`` without QEMU."""
+    try:
+        return parse_platform(host_platform.machine()).architecture == platform.architecture
+    except ValueError:
+        return False
+
+
+def explain_failure(err: DockerError, node: Node, what: str, platform: Platform) -> DockerError:
+    """A failed build or push, said in one line that names the platform and the engine.
+
+    An engine that went away mid-build (stopped, restarted) is told apart from a build that
+    failed on its own, since the fix differs: rerun once the engine is back.
+    """
+    reason = ping(node)
+    if reason is not None:
+        message = (f"{platform}: builder {node.name} stopped answering during {what} "
+                   f"({reason}); rerun once it is back")
+    elif any(marker in err.output for marker in _LOST_CONNECTION):
+        message = (f"{platform}: builder {node.name} dropped {what} (the engine restarted?); "
+                   "rerun to build it again")
+    else:
+        message = f"{err.message} on builder {node.name}"
+    return DockerError(message, err.argv, err.output)

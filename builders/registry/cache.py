@@ -1,0 +1,42 @@
+"""The registry as a build cache: content tags, and remote re-tags instead of rebuilds.
+
+Every per-platform push also carries ``cache-<input digest>``; a fresh clone (no doit state)
+whose inputs hash the same finds that tag and copies its manifest to the per-platform tags,
+which costs two requests per tag instead of a build and a push.
+"""
+
+from ...tasks.model.manifest import Image
+from ...tasks.model.platforms import Platform
+from ..engine.cli import say
+from .client import connect
+from .probe import locate
+
+CONTENT_TAG_PREFIX = "cache-"
+
+
+def content_tag(input_digest: str) -> str:
+    """The tag a build is cached under; the input digest already names the platform."""
+    return CONTENT_TAG_PREFIX + input_digest.removeprefix("sha256:")[:32]
+
+
+def reuse(image: Image, platform: Platform, input_digest: str, registries=()) -> dict | None:
+    """Point every per-platform tag at the cached image, if the registry has one.
+
+    Returns what the build and push stages would have: the image digest and the digest of
+    each tag; None when there is nothing to reuse.
+    """
+    host, path, _ = locate(image.repository)
+    registry = connect(host, registries, image.retries)
+    cached = registry.get(path, content_tag(input_digest))
+    if cached is None:
+        return None
+    body, media_type, digest = cached
+    prefix = f"[{image.name} {platform}] "
+    say(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})")
+    digests = {}
+    for tag in image.platform_tags(platform):
+        ref = f"{image.repository}:{tag}"
+        say(f"{prefix}$ docker buildx imagetools create -t {ref} "
+              f"{image.repository}@{digest}")
+        digests[ref] = registry.put(path, tag, body, media_type)
+    return {"image_id": digest, "source": "registry", "digests": digests}

@@ -1,0 +1,158 @@
+"""What the registries hold right now: one HEAD per tag, all asked at once, remembered per run."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ...tasks.model.platforms import Platform, parse_platform
+from ...tasks.model.reference import split_domain
+from ..engine.mirrors import engine_mirrors
+from ..errors import DockerError
+from .client import Registry, connect
+from .retry import DEFAULT_RETRIES
+
+UNKNOWN = "unknown"  # the registry did not answer: neither there nor missing
+DOCKER_HUB = "registry-1.docker.io"
+_WORKERS = 16
+
+
+def locate(ref: str) -> tuple[str, str, str]:
+    """(host, repository path, tag or digest) of a reference, with Docker's docker.io rules."""
+    name, reference = ref, "latest"
+    if "@" in ref:
+        name, reference = ref.split("@", 1)
+    else:
+        slash, colon = ref.rfind("/"), ref.rfind(":")
+        if colon > slash:
+            name, reference = ref[:colon], ref[colon + 1:]
+    host, path = split_domain(name)
+    if not host or host in ("docker.io", "index.docker.io"):
+        host = "docker.io"
+        if "/" not in path:
+            path = f"library/{path}"
+    return host, path, reference
+
+
+class RegistryProbe:
+    """Answers "which digest is at this reference" for a run, never raising to its callers.
+
+    doit checks tasks one after another, so the first question asks every reference the run
+    will need at once (``expect``), on a thread pool, and later ones are answered from memory.
+    """
+
+    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES,
+                 state_dir: Path | None = None):
+        """``state_dir``: where the engine's mirrors are remembered (builders.mirrors)."""
+        self.registries_settings = registries
+        self.retries, self.state_dir = retries, state_dir
+        self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
+        self.expected: set[str] = set()
+        self.digests: dict[str, str | None] = {}
+        self.platform_digests: dict[tuple[str, Platform], str | None] = {}
+        self._documents: dict[str, tuple[dict | None, str] | str | None] = {}
+        self._lock = threading.Lock()
+        self._mirrors: list[str] | None = None
+
+    def __getstate__(self) -> dict:
+        """For `doit -P process` workers: the settings and the expected references; the lock
+        and the answers are per process, asked again there when needed."""
+        return {"registries": self.registries_settings, "retries": self.retries,
+                "state_dir": self.state_dir, "expected": self.expected}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["registries"], state["retries"], state["state_dir"])
+        self.expected = set(state["expected"])
+
+    def expect(self, refs) -> None:
+        self.expected.update(refs)
+
+    def digest(self, ref: str) -> str | None:
+        """The digest at ``ref``, None when absent, UNKNOWN when the registry did not answer."""
+        with self._lock:
+            if ref not in self.digests:
+                wanted = sorted({ref, *self.expected} - set(self.digests))
+                with ThreadPoolExecutor(_WORKERS) as pool:
+                    self.digests.update(zip(wanted, pool.map(self._head, wanted), strict=True))
+            return self.digests[ref]
+
+    def platform_digest(self, ref: str, platform: Platform) -> str | None:
+        """The digest of ``platform``'s image behind ``ref`` (an index or a plain manifest)."""
+        with self._lock:
+            key = (ref, platform)
+            if key not in self.platform_digests:
+                self.platform_digests[key] = self._platform_digest(ref, platform)
+            return self.platform_digests[key]
+
+    def learn(self, platform_digests: dict[tuple[str, Platform], str | None]) -> None:
+        """Take answers asked elsewhere in this run (tasks.prefetch's child) as this probe's."""
+        with self._lock:
+            self.platform_digests.update(platform_digests)
+
+    def knows(self, ref: str, platform: Platform) -> bool:
+        return (ref, platform) in self.platform_digests
+
+    def registries(self, host: str) -> list[Registry]:
+        if host != "docker.io":
+            return [connect(host, self.registries_settings, self.retries)]
+        if self._mirrors is None:
+            self._mirrors = engine_mirrors(self.state_dir)
+        declared = [m for r in self.registries_settings if r.host == "docker.io" for m in r.mirrors]
+        mirrors = [connect(m, self.registries_settings, self.retries)
+                   for m in [*declared, *self._mirrors]]
+        return [*mirrors, Registry(DOCKER_HUB, retries=self.retries)]
+
+    def _head(self, ref: str) -> str | None:
+        host, path, reference = locate(ref)
+        answered = False
+        for registry in self.registries(host):  # mirrors first, as the engine pulls
+            try:
+                digest = registry.head(path, reference)
+            except DockerError:
+                continue
+            if digest:
+                return digest
+            answered = True
+        return None if answered else UNKNOWN
+
+    def _platform_digest(self, ref: str, platform: Platform) -> str | None:
+        if ref not in self._documents:  # one GET per reference, however many platforms
+            self._documents[ref] = self._document(ref)
+        found = self._documents[ref]
+        if not isinstance(found, tuple):
+            return found
+        document, digest = found
+        return (pick_platform(document, platform) or digest) if document else digest
+
+    def _document(self, ref: str) -> tuple[dict | None, str] | str | None:
+        """(the manifest or index at ``ref``, its digest); None when absent, UNKNOWN when no
+        registry answered."""
+        host, path, reference = locate(ref)
+        answered = False
+        for registry in self.registries(host):
+            try:
+                found = registry.get(path, reference)
+            except DockerError:
+                continue
+            if found:
+                body, _, digest = found
+                try:
+                    return json.loads(body), digest
+                except ValueError:
+                    return None, digest
+            answered = True
+        return None if answered else UNKNOWN
+
+
+def pick_platform(document: dict, platform: Platform) -> str | None:
+    """The child digest for ``platform`` in an index; None for a plain manifest."""
+    for entry in document.get("manifests", []):
+        fields = entry.get("platform", {})
+        text = "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
+                                      fields.get("variant"))))
+        try:
+            if parse_platform(text) == platform:
+                return entry["digest"]
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,133 @@
+"""Bounded retries for registry operations, and which failures a second attempt may not meet.
+
+Every operation that talks to a registry (SDK pushes, `docker manifest` runs, the registry
+client's requests, buildx pushes) goes through ``retry``: a 5xx, a 429, a dropped or refused
+connection, a timeout is tried again after a doubling pause; an answer that will not change
+(401, 403, 404, 400 manifest invalid) is final at once. When the attempts run out, the error
+names the registry, the operation and the number of attempts.
+"""
+
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..engine.cli import say
+from ..errors import DockerError
+
+T = TypeVar("T")
+
+DEFAULT_RETRIES = 3  # registry retries after the first attempt (`retries:` in multiarch.yaml)
+MAX_RETRIES = 10
+BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
+BACKOFF_CAP = 4.0
+
+# "503 Service Unavailable", "status: 429", "/v2/ answered 500": a status not glued to a port,
+# a digest or a path, with its reason phrase when one follows.
+_STATUS = re.compile(r"(?<![\w.:/=%&?+-])([1-5]\d\d)"
+                     r"(?: +([A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)*))?(?![\w.:/=%&?+-])")
+_RETRIABLE_STATUS = frozenset({408, 429})
+_DROPS = {
+    "connection reset": "reset the connection",
+    "connection refused": "refused the connection",
+    "broken pipe": "closed the connection (broken pipe)",
+    "remote end closed": "closed the connection",
+    "connection aborted": "closed the connection",
+    "incompleteread": "closed the connection mid-body",
+    "unexpected eof": "closed the connection (EOF)",
+    "i/o timeout": "timed out",
+    "timed out": "timed out",
+    "timeout": "timed out",
+    "invalid checksum digest format": "sent a truncated answer",
+}
+_EOF = re.compile(r"\bEOF\b")
+_FINAL = ("unauthorized", "denied", "manifest invalid", "manifest_invalid", "name unknown",
+          "manifest unknown", "no such manifest")
+
+
+def backoff(retry_number: int) -> float:
+    """Seconds to wait before retry ``retry_number`` (1-based): 0.5, 1, 2, 4, 4, …"""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (retry_number - 1))
+
+
+def http_status(text: str) -> tuple[int, str] | None:
+    """The first HTTP status in an error text, with its reason phrase ("" when none)."""
+    found = _STATUS.search(text)
+    return (int(found.group(1)), found.group(2) or "") if found else None
+
+
+def server_error(text: str) -> bool:
+    """The registry answered 5xx, 429 or 408: it may answer differently next time."""
+    status = http_status(text)
+    return status is not None and (status[0] >= 500 or status[0] in _RETRIABLE_STATUS)
+
+
+def final_answer(text: str) -> bool:
+    """The registry said no and means it: 4xx (but 408/429), a bad manifest, no such name."""
+    status = http_status(text)
+    if status is not None and 400 <= status[0] < 500 and status[0] not in _RETRIABLE_STATUS:
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _FINAL)
+
+
+def connection_dropped(text: str) -> bool:
+    """The connection failed before an answer: reset, refused, closed early, timed out."""
+    lowered = text.lower()
+    return bool(_EOF.search(text)) or any(marker in lowered for marker in _DROPS)
+
+
+def is_retriable(text: str) -> bool:
+    """A registry hiccup that another attempt may not meet; a final answer never is."""
+    if final_answer(text):
+        return False
+    return server_error(text) or connection_dropped(text)
+
+
+def cause(text: str) -> str:
+    """What the registry did, in words: "answered 503 Service Unavailable", "reset the
+    connection"."""
+    status = http_status(text)
+    if status is not None and server_error(text):
+        return f"answered {status[0]} {status[1]}".rstrip()
+    lowered = text.lower()
+    for marker, words in _DROPS.items():
+        if marker in lowered:
+            return words
+    if _EOF.search(text):
+        return "closed the connection (EOF)"
+    return "failed"
+
+
+def retry(operation: Callable[[], T], what: str, host: str, retries: int, prefix: str = "",
+          retriable: Callable[[str], bool] = is_retriable) -> T:
+    """Run ``operation`` up to ``retries`` more times while it fails retriably.
+
+    Args:
+        operation: one attempt; raises DockerError on failure.
+        what: the operation as a user reads it ("push localhost:5000/app:v1-arm64").
+        host: the registry it talks to, named when the attempts run out.
+        retries: how many times to try again after the first attempt.
+        retriable: decides from the error's message and output whether to try again.
+    Raises:
+        DockerError: the first final failure as it was, or after the last attempt
+        ``<what>: registry <host> answered 503 Service Unavailable (4 attempts)`` with the
+        last attempt's own message and output below it.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return operation()
+        except DockerError as err:
+            text = f"{err.message}\n{err.output}"
+            if not retriable(text):
+                raise
+            if attempt == retries:
+                attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                err.output = f"{err.message}\n{err.output}".strip()
+                err.message = f"{what}: registry {host} {cause(text)} ({attempts})"
+                raise
+            delay = backoff(attempt + 1)
+            say(f"{prefix}{what}: registry {host} {cause(text)}; retry {attempt + 1}/{retries} "
+                f"in {delay:g} s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")

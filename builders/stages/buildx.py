@@ -1,0 +1,155 @@
+"""The buildx strategy: one `docker buildx build --platform a,b --push` per image."""
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+
+from ...tasks.model.manifest import Image
+from ..engine.cli import run, say
+from ..errors import DockerError
+from ..registry.probe import locate
+from ..registry.retry import is_retriable, retry
+from . import manifest_list
+from .build import common_flags
+
+# What buildx says when its builder cannot export several platforms at once: the docker
+# driver without the containerd image store (buildx 0.13 words it the first way, the seed's
+# older buildx the second).
+MULTI_PLATFORM_REFUSALS = (
+    "Multi-platform build is not supported for the docker driver",
+    "multiple platforms feature is currently not supported for docker driver",
+)
+ADVICE = (
+    "enable the containerd image store in daemon.json "
+    '("features": {"containerd-snapshotter": true}), or set builder: auto, '
+    "or fallback: manifest"
+)
+
+
+def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -> list[str]:
+    """`docker buildx build` for every platform of ``image`` at once, pushing the list."""
+    argv = ["docker", "buildx", "build"]
+    if builder:
+        argv += ["--builder", builder]
+    if image.pull:
+        argv.append("--pull")
+    argv += ["--platform", ",".join(str(p) for p in image.platforms)]
+    argv += ["-f", str(image.dockerfile)]
+    argv += common_flags(image, list(image.platforms))
+    argv += ["--metadata-file", str(metadata_file)]
+    for ref in image.refs:
+        argv += ["-t", ref]
+    if image.method.pushes:
+        argv.append("--push")
+    argv.append(str(image.context))
+    return argv
+
+
+AUTO_BUILDER = "multiarch"
+
+
+def auto_builder_argv(config: Path | None) -> list[str]:
+    """`docker buildx create` for ``builder: auto``.
+
+    `network=host`: the engine's own builder reaches registries from the host's network, and so
+    must this one, or a registry on localhost (a mirror, a self-hosted registry) is out of reach
+    from inside its container. BuildKit reads buildkitd.toml only when the builder is created.
+    """
+    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container",
+            "--driver-opt", "network=host"]
+    if config is not None:
+        argv += ["--buildkitd-config", str(config)]
+    return argv
+
+
+def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
+    """``builder: auto``: the engine's own builder when it can build several platforms (the
+    containerd image store), else a `docker-container` builder made once, with the generated
+    buildkitd.toml when there is one. Any other name is used as given.
+
+    The builder is remade when what it was made from changes: buildkitd.toml, the create
+    command, or the engine (a builder stays with the engine it was created on).
+    """
+    if builder != "auto":
+        return builder
+    store = run(["docker", "info", "--format", "{{json .DriverStatus}}"], "docker info",
+                echo=False)
+    if "io.containerd.snapshotter" in store:
+        return None
+    config = state_dir / "buildkitd.toml"
+    made_from = state_dir / "builder-config"
+    argv = auto_builder_argv(config if config.exists() else None)
+    engine = [os.environ.get(name, "") for name in ("DOCKER_HOST", "DOCKER_CONTEXT")]
+    wanted = json.dumps({"engine": engine, "argv": argv,
+                         "buildkitd.toml": config.read_text() if config.exists() else ""})
+    try:
+        run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)
+        exists = True
+    except DockerError:
+        exists = False
+    if exists and made_from.exists() and made_from.read_text() == wanted:
+        return AUTO_BUILDER
+    if exists:
+        run(["docker", "buildx", "rm", AUTO_BUILDER], f"remove the {AUTO_BUILDER} builder")
+    run(argv, f"create the {AUTO_BUILDER} builder")
+    made_from.write_text(wanted)
+    return AUTO_BUILDER
+
+
+def refuses_multi_platform(output: str) -> bool:
+    return any(refusal in output for refusal in MULTI_PLATFORM_REFUSALS)
+
+
+def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
+                   fallback=None) -> dict:
+    """Run the one buildx build; return each list's digest as the registry got it.
+
+    A builder that refuses several platforms is reported in one line with what to do, or,
+    given ``fallback`` (a callable running the manifest strategy), handed over to it.
+    """
+    metadata_file = state_dir / "buildx" / f"{image.name}.json"
+    metadata_file.parent.mkdir(parents=True, exist_ok=True)
+    metadata_file.unlink(missing_ok=True)
+    argv = buildx_argv(image, metadata_file, resolve_builder(builder, state_dir))
+    try:
+        _run_with_retries(argv, image)
+    except DockerError as err:
+        if not refuses_multi_platform(err.output):
+            raise
+        if fallback is None:
+            raise DockerError(
+                f"{image.name}: the builder {builder or 'default'} (docker driver) cannot build "
+                f"several platforms at once: {ADVICE}", argv) from None
+        say(f"[{image.name}] the builder cannot build several platforms; "
+              "falling back to the manifest strategy")
+        return fallback()
+    metadata = json.loads(metadata_file.read_text())
+    digest = metadata.get("containerimage.digest", "")
+    return {"lists": {ref: digest for ref in image.refs}, "strategy": "buildx"}
+
+
+def _run_with_retries(argv: list[str], image: Image) -> None:
+    """A registry hiccup during the push re-runs the build, which the cache makes a re-push."""
+    retry(partial(run, argv, f"buildx build {image.name}", prefix=f"[{image.name}] ",
+                  progress="building"),
+          f"buildx build --push {image.name}", locate(image.repository)[0], image.retries,
+          f"[{image.name}] ", push_failed_retriably)
+
+
+def push_failed_retriably(text: str) -> bool:
+    """Judge only buildx's ERROR lines: a build step's own output may say "EOF" or "timeout"
+    (a heredoc, a test), and a multi-platform refusal is handled by the caller."""
+    errors = "\n".join(line for line in text.splitlines() if "ERROR" in line or "error:" in line)
+    return not refuses_multi_platform(text) and is_retriable(errors)
+
+
+def manifest_fallback(image: Image, state_dir: Path, inputs,
+                      insecure_hosts: frozenset[str] = frozenset()) -> dict:
+    """The manifest strategy inline: build and push each platform, then publish the lists."""
+    from . import build, push
+
+    for platform in image.platforms:
+        built = build.build_or_reuse(image, platform, state_dir, inputs, False)
+        push.push(image, platform, state_dir, built)
+    return {**manifest_list.publish(image, insecure_hosts), "strategy": "manifest (fallback)"}

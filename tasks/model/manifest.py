@@ -1,0 +1,315 @@
+"""multiarch.yaml, parsed into frozen dataclasses with every default applied."""
+
+import difflib
+import hashlib
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ...builders.registry.retry import DEFAULT_RETRIES, MAX_RETRIES
+from .dockerfile import find_cycle, referenced_images, split_tag
+from .errors import ManifestError
+from .fields import Fields, exists, kind_of
+from .methods import Method, parse_method
+from .platforms import Platform
+from .reference import repository_name, validate_registry, validate_tag
+from .registries import RegistrySettings, parse_registries
+from .routing import Routing, parse_builders
+
+MANIFEST_VERSION = 1
+DEFAULT_TAGS = ("latest",)
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_TAG_MAX = 128
+
+
+def platform_tag(tag: str, platform: Platform) -> str:
+    """``v1`` for linux/arm64 is ``v1-arm64``; a tag too long for its suffix is cut short.
+
+    Docker allows 128-character tags, so a long list tag must still name its children: the
+    cut keeps the tag's start and adds 8 hex digits of its sha256, so two long tags that share
+    a start never share a per-platform tag.
+    """
+    plain = f"{tag}-{platform.suffix}"
+    if len(plain) <= _TAG_MAX:
+        return plain
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
+    keep = _TAG_MAX - len(platform.suffix) - len(digest) - 2
+    return f"{tag[:keep]}-{digest}-{platform.suffix}"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image of the manifest: what to build, for which platforms, and where to push."""
+
+    name: str
+    context: Path
+    dockerfile: Path
+    repository: str
+    tags: tuple[str, ...]
+    platforms: tuple[Platform, ...]
+    build_args: tuple[tuple[str, str], ...] = ()
+    target: str | None = None
+    pull: bool = True
+    depends_on: tuple[str, ...] = ()  # images of the manifest this one is built FROM
+    base_images: tuple[str, ...] = ()  # images from outside the manifest it is built FROM
+    method: Method = Method()
+    retries: int = DEFAULT_RETRIES  # registry operations: attempts after the first
+
+    def dockerfile_for(self, platform: Platform) -> Path:
+        """The Dockerfile one platform is built from (`dockerfiles:` may name its own)."""
+        return self.method.dockerfile(platform, self.dockerfile)
+
+    def platform_tags(self, platform: Platform) -> tuple[str, ...]:
+        """The seed's per-platform tags: ``v1`` becomes ``v1-arm64``, ``v1-armv7``."""
+        return tuple(platform_tag(tag, platform) for tag in self.tags)
+
+    def platform_refs(self, platform: Platform) -> tuple[str, ...]:
+        return tuple(f"{self.repository}:{tag}" for tag in self.platform_tags(platform))
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """The references the manifest lists are pushed as."""
+        return tuple(f"{self.repository}:{tag}" for tag in self.tags)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The whole multiarch.yaml; ``path`` is absolute, contexts are resolved against it."""
+
+    path: Path
+    registry: str | None
+    platforms: tuple[Platform, ...]
+    images: tuple[Image, ...]
+    cache: str = "registry"  # or "local": never reuse images by content tag
+    builder: str | None = None  # a buildx builder name, or "auto"
+    registries: tuple[RegistrySettings, ...] = ()
+    retries: int = DEFAULT_RETRIES  # for registry checks that belong to no one image
+    routing: Routing = Routing()  # `builders:`: the engine each platform builds on
+
+    @property
+    def insecure_hosts(self) -> frozenset[str]:
+        """Registries to speak plain HTTP (or unverified TLS) to, as the manifest declares."""
+        return frozenset(r.host for r in self.registries if r.insecure)
+
+    def ca_for(self, host: str) -> Path | None:
+        return next((r.ca for r in self.registries if r.host == host), None)
+
+    def image(self, name: str) -> Image:
+        return next(image for image in self.images if image.name == name)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where doit's state and build metadata live: beside the manifest."""
+        return self.path.parent / ".multiarch"
+
+
+QUICK_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_manifest(path: str | os.PathLike, shown: str | None = None, *,
+                  quick: bool = False) -> Manifest:
+    """Read and validate a multiarch.yaml; every problem is one ManifestError line.
+
+    ``shown`` is how errors name the file (default: ``path`` as given). ``quick`` parses the
+    YAML with libyaml where PyYAML was built with it: the same document from a valid file,
+    ~8 times faster, but its own words for an invalid one; the prefetch child uses it, and
+    errors are reported from the pure-Python parser.
+    """
+    shown = shown or str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ManifestError(shown, "", f"cannot read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ManifestError(shown, "", f"cannot read: not UTF-8 at byte {err.start}") from None
+    try:
+        document = yaml.load(text, Loader=QUICK_LOADER if quick else yaml.SafeLoader)
+    except RecursionError:
+        raise ManifestError(shown, "", "invalid YAML: nested too deeply") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "not YAML"
+        raise ManifestError(shown, "", f"invalid YAML{where}: {problem}") from None
+    return parse_manifest(document, Path(path).resolve(), shown)
+
+
+def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
+    """Turn the parsed YAML document into a Manifest (``shown`` names it in errors)."""
+    fields = Fields(shown)
+    top = fields.mapping(document, "", TOP_KEYS)
+    if "version" not in top:
+        raise ManifestError(shown, "version", f"missing; write `version: {MANIFEST_VERSION}`")
+    if type(top["version"]) is not int or top["version"] != MANIFEST_VERSION:
+        raise ManifestError(
+            shown, "version", f"unsupported version {top['version']!r}; allowed: {MANIFEST_VERSION}"
+        )
+    registry = fields.call("registry", validate_registry, fields.string(top, "registry", None))
+    platforms = fields.platforms(top, "platforms", ())
+    images_raw = fields.mapping(top.get("images"), "images", None)
+    if not images_raw:
+        raise ManifestError(shown, "images", "no images; add at least one under `images:`")
+    defaults = {name: top[name] for name in METHOD_DEFAULTS if name in top}
+    retries = fields.integer(top, "retries", DEFAULT_RETRIES, 0, MAX_RETRIES)
+    images = tuple(
+        _parse_image(fields, str(name), raw, path.parent, registry, platforms, defaults, retries)
+        for name, raw in images_raw.items()
+    )
+    images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
+    cache = fields.string(top, "cache", "registry")
+    if cache not in CACHE_MODES:
+        raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
+    builder = fields.string(top, "builder", None)
+    registries = parse_registries(fields, top.get("registries"), path.parent)
+    built = tuple(dict.fromkeys(p for image in images for p in image.platforms))
+    routing = parse_builders(fields, top.get("builders"), built)
+    return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
+                    registries=registries, builder=builder, retries=retries,
+                    routing=routing)
+
+
+def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
+    """Fill ``depends_on``: the images each Dockerfile names, plus the explicit list.
+
+    A reference counts when its repository is an image's and its tag one of that image's
+    tags or per-platform tags; anything else is an outside base image.
+    """
+    by_ref = {}
+    for image in images:
+        for platform in image.platforms:
+            for tag in (*image.tags, *image.platform_tags(platform)):
+                by_ref[(image.repository, tag)] = image.name
+    names = [image.name for image in images]
+    linked = []
+    for image in images:
+        key = f"images.{image.name}.depends_on"
+        explicit = fields.string_list(raw[image.name], key, [])
+        for index, name in enumerate(explicit):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise fields.fail(f"{key}[{index}]", f"no image {name!r} in this manifest{hint}")
+        refs = []
+        for dockerfile in dict.fromkeys(map(image.dockerfile_for, image.platforms)):
+            try:
+                text = dockerfile.read_text(encoding="utf-8", errors="replace")
+            except OSError as err:
+                raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
+            refs += referenced_images(text, dict(image.build_args))
+        inferred = [by_ref[split_tag(ref)] for ref in refs if split_tag(ref) in by_ref]
+        outside = [ref for ref in refs if split_tag(ref) not in by_ref and _is_reference(ref)]
+        depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
+        linked.append(replace(image, depends_on=depends_on,
+                              base_images=tuple(dict.fromkeys(outside))))
+    cycle = find_cycle({image.name: image.depends_on for image in linked})
+    if cycle:
+        raise fields.fail("images", f"dependency cycle: {' -> '.join(cycle)}")
+    return tuple(linked)
+
+
+def _is_reference(ref: str) -> bool:
+    """A FROM value we can resolve: not a half-substituted `${ARCH}/x` left empty."""
+    name, tag = split_tag(ref.split("@", 1)[0])
+    try:
+        repository_name(name, None)
+        validate_tag(tag)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_image(fields, name, raw, base: Path, registry, default_platforms, defaults,
+                 default_retries: int = DEFAULT_RETRIES) -> Image:
+    key = f"images.{name}"
+    if not _IMAGE_NAME.fullmatch(name):
+        raise fields.fail(
+            key, "an image name is letters, digits, '_', '.' and '-', not starting with a symbol"
+        )
+    image = fields.mapping(raw, key, IMAGE_KEYS)
+
+    context = base / fields.string(image, f"{key}.context", required=True)
+    if not exists(context.is_dir):
+        raise fields.fail(f"{key}.context", f"no such directory: {context}")
+    dockerfile = context / fields.string(image, f"{key}.dockerfile", "Dockerfile")
+    if not exists(dockerfile.is_file):
+        raise fields.fail(f"{key}.dockerfile", f"no such file: {dockerfile}")
+
+    repository = fields.call(
+        f"{key}.repository",
+        lambda value: repository_name(value, registry),
+        fields.string(image, f"{key}.repository", name),
+    )
+    platforms = fields.platforms(image, f"{key}.platforms", default_platforms)
+    if not platforms:
+        raise ManifestError(
+            fields.file,
+            f"{key}.platforms",
+            "no platforms; set `platforms:` here or at the top level",
+        )
+    tags = _parse_tags(fields, image, f"{key}.tags", platforms)
+
+    build_args = fields.mapping(image.get("build_args"), f"{key}.build_args", None) or {}
+    args = tuple(
+        (str(arg), _scalar(fields, f"{key}.build_args.{arg}", value))
+        for arg, value in build_args.items()
+    )
+    for arg, _ in args:
+        if not _BUILD_ARG_NAME.fullmatch(arg):
+            raise fields.fail(
+                f"{key}.build_args.{arg}", "a build arg name is letters, digits and '_'"
+            )
+    target = fields.string(image, f"{key}.target", None)
+    if target is not None and not _STAGE_NAME.fullmatch(target):
+        raise ManifestError(
+            fields.file,
+            f"{key}.target",
+            f"invalid stage name {target!r}: letters, digits, '_', '.', '-'",
+        )
+    pull = fields.boolean(image, f"{key}.pull", True)
+    method = parse_method(fields, image, key, defaults, context, platforms, base)
+    retries = fields.integer(image, f"{key}.retries", default_retries, 0, MAX_RETRIES)
+    return Image(name, context, dockerfile, repository, tags, platforms, args, target, pull,
+                 method=method, retries=retries)
+
+
+def _parse_tags(fields, image: dict, key: str, platforms) -> tuple[str, ...]:
+    raw = fields.string_list(image, key, list(DEFAULT_TAGS))
+    if not raw:
+        raise ManifestError(fields.file, key, "no tags; leave `tags` out for [latest]")
+    seen = set()
+    for index, tag in enumerate(raw):
+        where = f"{key}[{index}]"
+        fields.call(where, validate_tag, tag)
+        if tag in seen:
+            raise ManifestError(fields.file, where, f"duplicate tag {tag!r}")
+        seen.add(tag)
+    return tuple(raw)
+
+
+def _scalar(fields: Fields, key: str, value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise fields.fail(key, f"expected a string, got {kind_of(value)}")
+
+
+METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
+TOP_KEYS = frozenset(
+    {"version", "registry", "platforms", "images", "cache", "builder", "builders", "registries",
+     "retries", *METHOD_DEFAULTS}
+)
+CACHE_MODES = ("registry", "local")
+IMAGE_KEYS = frozenset(
+    {
+        "context", "dockerfile", "repository", "tags", "platforms", "build_args", "target",
+        "pull", "depends_on", "strategy", "arch", "arch_arg", "dockerfiles", "outputs",
+        "attestations", "fallback", "secrets", "retries",
+    }
+)

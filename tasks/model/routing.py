@@ -1,0 +1,133 @@
+"""The `builders:` section: which Docker engine builds each platform (native nodes, issue #7)."""
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from .fields import Fields, kind_of
+from .platforms import Platform, parse_platform
+
+DEFAULT = "default"
+SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+NODE_KEYS = frozenset({"docker_host", "context", "emulate"})
+# The docker CLI's context name rule (cli/command/context.go, validateContextName).
+_CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One engine: a DOCKER_HOST, a docker context, or (neither) the environment's engine.
+
+    ``emulate`` says what to do when the node does not answer: build on the default engine
+    under QEMU (true), or fail at once (false).
+    """
+
+    docker_host: str | None = None
+    context: str | None = None
+    emulate: bool = True
+
+    @property
+    def name(self) -> str:
+        """The engine as the user wrote it: the DOCKER_HOST, the context, or ``default``."""
+        return self.docker_host or self.context or DEFAULT
+
+    @property
+    def from_environment(self) -> bool:
+        """True for the engine DOCKER_HOST/DOCKER_CONTEXT of the run itself point at."""
+        return self.docker_host is None and self.context is None
+
+
+LOCAL = Node()
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Platform → engine; platforms without a route build on ``default``."""
+
+    routes: tuple[tuple[Platform, Node], ...] = ()
+    default: Node = LOCAL
+
+    def node_for(self, platform: Platform) -> Node:
+        return dict(self.routes).get(platform, self.default)
+
+    def node_named(self, name: str | None) -> Node | None:
+        """The node a build reported it used (``"builder"`` in its result), for the push."""
+        if name is None:
+            return None
+        if name == self.default.name:
+            return self.default
+        return next((node for _, node in self.routes if node.name == name), None)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(dict.fromkeys([self.default, *(node for _, node in self.routes)]))
+
+
+def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...]) -> Routing:
+    """Read `builders:`; ``platforms`` are every platform some image builds.
+
+    A key is ``default`` or a platform (normalised, so `linux/aarch64` routes linux/arm64);
+    routing a platform no image builds is a typo until proven otherwise.
+    """
+    table = fields.mapping(raw, "builders", None)
+    allowed = [DEFAULT, *(str(p) for p in platforms)]
+    routes: dict[Platform, tuple[str, Node]] = {}
+    default = LOCAL
+    for text, entry in table.items():
+        key = f"builders.{text}"
+        if text == DEFAULT:
+            default = _parse_node(fields, entry, key, is_default=True)
+            continue
+        try:
+            platform = parse_platform(text)
+        except ValueError:
+            raise fields.fail(key, _unknown(text, allowed)) from None
+        if platform not in platforms:
+            raise fields.fail(key, f"no image builds {platform} (allowed: {', '.join(allowed)})")
+        if platform in routes:
+            raise fields.fail(key, f"{platform} is routed twice (also as {routes[platform][0]!r})")
+        routes[platform] = (text, _parse_node(fields, entry, key, is_default=False))
+    return Routing(tuple((platform, node) for platform, (_, node) in routes.items()), default)
+
+
+def _parse_node(fields: Fields, entry, key: str, is_default: bool) -> Node:
+    if entry is None and is_default:
+        return LOCAL
+    values = fields.mapping(entry, key, NODE_KEYS)
+    docker_host = fields.string(values, f"{key}.docker_host", None)
+    context = fields.string(values, f"{key}.context", None)
+    if docker_host is not None and context is not None:
+        raise fields.fail(key, "set docker_host or context, not both")
+    if docker_host is not None:
+        _check_host(fields, f"{key}.docker_host", docker_host)
+    if context is not None and not _CONTEXT_NAME.fullmatch(context):
+        raise fields.fail(f"{key}.context", f"invalid context name {context!r}: letters, "
+                          "digits, '_', '.', '+', '-', not starting with a symbol")
+    if "emulate" in values:
+        if is_default:
+            raise fields.fail(f"{key}.emulate", "the default engine has nothing to fall back "
+                              "to; set emulate on a platform's builder")
+        if not isinstance(values["emulate"], bool):
+            raise fields.fail(f"{key}.emulate",
+                              f"expected true or false, got {kind_of(values['emulate'])}")
+    if not is_default and docker_host is None and context is None:
+        raise fields.fail(key, "name the engine: docker_host (unix://, tcp://, ssh://, "
+                          "npipe://) or context (a docker context)")
+    return Node(docker_host, context, values.get("emulate", True))
+
+
+def _check_host(fields: Fields, key: str, host: str) -> None:
+    scheme = next((s for s in SCHEMES if host.startswith(s)), None)
+    if scheme is None:
+        raise fields.fail(key, f"unsupported address {host!r}; allowed schemes: "
+                          f"{', '.join(SCHEMES)}")
+    if len(host) == len(scheme) or any(c.isspace() for c in host):
+        raise fields.fail(key, f"invalid address {host!r}: expected {scheme}<where>")
+
+
+def _unknown(text: str, allowed: list[str]) -> str:
+    message = f"unknown key {text!r}"
+    close = difflib.get_close_matches(text, allowed, n=1)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return f"{message} (allowed: {', '.join(allowed)})"
