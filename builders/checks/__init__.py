@@ -1,0 +1,1 @@
+"""Checks before work: the registries' preflight, and `doit doctor`."""

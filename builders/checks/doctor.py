@@ -11,10 +11,11 @@ from pathlib import Path
 
 from ...tasks.model.manifest import Manifest
 from ...tasks.model.platforms import Platform
+from ...tasks.model.reference import locate
 from ..engine.cli import run, say
 from ..errors import DockerError
 from ..registry.client import Registry, is_loopback
-from ..registry.probe import DOCKER_HUB, locate
+from ..registry.probe import DOCKER_HUB
 from ..stages import buildx
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")

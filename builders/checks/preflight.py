@@ -1,9 +1,9 @@
 """Before the first build: is every registry this run pushes to up, and does it let us in?"""
 
 from ...tasks.model.manifest import Image, Manifest
+from ...tasks.model.reference import locate
 from ..errors import DockerError
 from ..registry.client import connect, is_loopback
-from ..registry.probe import locate
 
 INSECURE_HINT = (
     'the engine does not treat {host} as insecure: add "insecure-registries": ["{host}"] to '

@@ -7,16 +7,10 @@ which costs two requests per tag instead of a build and a push.
 
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
+from ...tasks.model.reference import locate
+from ...tasks.model.tags import content_tag
 from ..engine.cli import say
 from .client import connect
-from .probe import locate
-
-CONTENT_TAG_PREFIX = "cache-"
-
-
-def content_tag(input_digest: str) -> str:
-    """The tag a build is cached under; the input digest already names the platform."""
-    return CONTENT_TAG_PREFIX + input_digest.removeprefix("sha256:")[:32]
 
 
 def reuse(image: Image, platform: Platform, input_digest: str, registries=()) -> dict | None:

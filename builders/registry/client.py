@@ -19,8 +19,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...tasks.model.manifest import DEFAULT_RETRIES
 from ..errors import DockerError
-from .retry import DEFAULT_RETRIES, retry
+from .retry import retry
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",

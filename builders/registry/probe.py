@@ -5,33 +5,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...tasks.model.platforms import Platform, parse_platform
-from ...tasks.model.reference import split_domain
+from ...tasks.model.manifest import DEFAULT_RETRIES
+from ...tasks.model.platforms import Platform, from_oci
+from ...tasks.model.reference import locate
 from ..engine.mirrors import engine_mirrors
 from ..errors import DockerError
 from .client import Registry, connect
-from .retry import DEFAULT_RETRIES
 
 UNKNOWN = "unknown"  # the registry did not answer: neither there nor missing
 DOCKER_HUB = "registry-1.docker.io"
 _WORKERS = 16
-
-
-def locate(ref: str) -> tuple[str, str, str]:
-    """(host, repository path, tag or digest) of a reference, with Docker's docker.io rules."""
-    name, reference = ref, "latest"
-    if "@" in ref:
-        name, reference = ref.split("@", 1)
-    else:
-        slash, colon = ref.rfind("/"), ref.rfind(":")
-        if colon > slash:
-            name, reference = ref[:colon], ref[colon + 1:]
-    host, path = split_domain(name)
-    if not host or host in ("docker.io", "index.docker.io"):
-        host = "docker.io"
-        if "/" not in path:
-            path = f"library/{path}"
-    return host, path, reference
 
 
 class RegistryProbe:
@@ -147,12 +130,6 @@ class RegistryProbe:
 def pick_platform(document: dict, platform: Platform) -> str | None:
     """The child digest for ``platform`` in an index; None for a plain manifest."""
     for entry in document.get("manifests", []):
-        fields = entry.get("platform", {})
-        text = "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
-                                      fields.get("variant"))))
-        try:
-            if parse_platform(text) == platform:
-                return entry["digest"]
-        except ValueError:
-            continue
+        if from_oci(entry.get("platform", {})) == platform:
+            return entry["digest"]
     return None

@@ -17,8 +17,6 @@ from ..errors import DockerError
 
 T = TypeVar("T")
 
-DEFAULT_RETRIES = 3  # registry retries after the first attempt (`retries:` in multiarch.yaml)
-MAX_RETRIES = 10
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubled each time
 BACKOFF_CAP = 4.0
 

@@ -1,0 +1,1 @@
+"""The stages a task runs: build, push, manifest list, buildx, export, inspect."""

@@ -5,10 +5,13 @@ import os
 from functools import partial
 from pathlib import Path
 
+import tomli_w
+
 from ...tasks.model.manifest import Image
+from ...tasks.model.reference import locate
+from ...tasks.model.registries import RegistrySettings, buildkitd_config
 from ..engine.cli import run, say
 from ..errors import DockerError
-from ..registry.probe import locate
 from ..registry.retry import is_retriable, retry
 from . import manifest_list
 from .build import common_flags
@@ -153,3 +156,12 @@ def manifest_fallback(image: Image, state_dir: Path, inputs,
         built = build.build_or_reuse(image, platform, state_dir, inputs, False)
         push.push(image, platform, state_dir, built)
     return {**manifest_list.publish(image, insecure_hosts), "strategy": "manifest (fallback)"}
+
+
+def write_buildkitd_toml(registries: tuple[RegistrySettings, ...], path: Path) -> dict:
+    """Write buildkitd.toml (the `buildkitd` task's action); return what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = tomli_w.dumps(buildkitd_config(registries))
+    path.write_text(text)
+    say(f"wrote {path}")
+    return {"buildkitd_toml": text}

@@ -3,11 +3,11 @@
 import json
 
 from ...tasks.model.manifest import Image
-from ...tasks.model.platforms import parse_platform
+from ...tasks.model.platforms import from_oci, oci_text
+from ...tasks.model.reference import locate
 from ..engine.cli import say
 from ..errors import DockerError
 from ..registry.client import connect
-from ..registry.probe import locate
 
 FORMATS = {
     "application/vnd.oci.image.index.v1+json": "OCI index",
@@ -15,12 +15,6 @@ FORMATS = {
     "application/vnd.oci.image.manifest.v1+json": "OCI manifest",
     "application/vnd.docker.distribution.manifest.v2+json": "Docker manifest",
 }
-
-
-def _platform(entry: dict) -> str:
-    fields = entry.get("platform", {})
-    return "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
-                                  fields.get("variant"))))
 
 
 def describe(image: Image, registries=()) -> list[str]:
@@ -43,7 +37,7 @@ def describe(image: Image, registries=()) -> list[str]:
         lines.append(f"{ref}  {digest}  {FORMATS.get(media_type, media_type)}")
         pushed = set()
         for entry in document.get("manifests", []):
-            platform = _platform(entry)
+            platform = oci_text(entry.get("platform", {}))
             present = registry.head(path, entry["digest"]) is not None
             lines.append(f"  {platform or '?':<16} {entry['digest']}  {entry.get('size', 0):>6} B"
                          f"  {FORMATS.get(entry.get('mediaType'), entry.get('mediaType'))}"
@@ -52,10 +46,8 @@ def describe(image: Image, registries=()) -> list[str]:
                 problems.append(f"{ref}: the {platform} image {entry['digest']} is missing")
             if platform.startswith("unknown"):
                 continue
-            try:
-                pushed.add(str(parse_platform(platform)))
-            except ValueError:
-                pushed.add(platform)
+            known = from_oci(entry.get("platform", {}))
+            pushed.add(str(known) if known else platform)
         if "manifests" not in document:
             problems.append(f"{ref} is a single image ({FORMATS.get(media_type)}), not a list")
         elif pushed != declared:

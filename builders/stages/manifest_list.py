@@ -12,9 +12,10 @@ import json
 import re
 from functools import partial
 
-from ...tasks.model.manifest import Image, platform_tag
-from ...tasks.model.platforms import Platform, parse_platform
-from ...tasks.model.reference import split_domain
+from ...tasks.model.manifest import Image
+from ...tasks.model.platforms import Platform, from_oci
+from ...tasks.model.reference import locate
+from ...tasks.model.tags import platform_tag
 from ..engine.cli import run
 from ..errors import DockerError
 from ..registry.retry import is_retriable, retry
@@ -25,7 +26,7 @@ _LOOPBACK = re.compile(r"(localhost|127(\.\d+){3}|\[::1\])(:\d+)?")
 
 def needs_insecure(repository: str, insecure_hosts: frozenset[str] = frozenset()) -> bool:
     """The CLI, unlike the engine, speaks plain HTTP only when told, even to loopback."""
-    host, _ = split_domain(repository)
+    host = locate(repository)[0]
     return bool(_LOOPBACK.fullmatch(host)) or host in insecure_hosts
 
 
@@ -70,23 +71,13 @@ def select_child(inspected: dict | list, platform: Platform, ref: str) -> dict:
         entry["Descriptor"] for entry in inspected
         if entry["Descriptor"].get("platform", {}).get("os", "unknown") != "unknown"
     ]
-    matching = [d for d in images if _descriptor_platform(d) == platform]
+    matching = [d for d in images if from_oci(d.get("platform", {})) == platform]
     if len(matching) == 1:
         return matching[0]
     if not matching and len(images) == 1:
         return images[0]
-    found = ", ".join(str(_descriptor_platform(d)) for d in images) or "none"
+    found = ", ".join(str(from_oci(d.get("platform", {}))) for d in images) or "none"
     raise DockerError(f"{ref} has no single image for {platform} (found: {found})")
-
-
-def _descriptor_platform(descriptor: dict) -> Platform | None:
-    fields = descriptor.get("platform", {})
-    text = "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
-                                  fields.get("variant"))))
-    try:
-        return parse_platform(text)
-    except ValueError:
-        return None
 
 
 # What `docker manifest inspect`/`create` (CLI 26) say when the manifest or config request
@@ -108,7 +99,7 @@ def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, 
     images that are really there.
     """
     children = []
-    host, _ = split_domain(image.repository)
+    host = locate(image.repository)[0]
     for platform in image.platforms:
         ref = f"{image.repository}:{platform_tag(tag, platform)}"
         inspect_once = partial(run, inspect_argv(ref, insecure), f"inspect {ref}", echo=False)
@@ -133,7 +124,7 @@ def publish(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> dict:
     insecure = needs_insecure(image.repository, insecure_hosts)
     prefix = f"[{image.name}] "
     planned = {tag: resolve_children(image, tag, insecure) for tag in image.tags}
-    host, _ = split_domain(image.repository)
+    host = locate(image.repository)[0]
     lists = {}
     for tag, children in planned.items():
         list_ref = f"{image.repository}:{tag}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
+from ...tasks.model.reference import locate
 from ...tasks.model.routing import LOCAL, Node, Routing
 from ..checks.preflight import explain_push_failure
 from ..engine import nodes
@@ -13,7 +14,6 @@ from ..engine.cli import say
 from ..errors import DockerError
 from ..registry import cache
 from ..registry.client import connect
-from ..registry.probe import locate
 from ..registry.retry import retry
 from . import build as build_stage
 

@@ -1,0 +1,1 @@
+"""doit plumbing: task names, task dicts, uptodate checkers, state, the workspace lock."""

@@ -15,7 +15,7 @@ from ..inputs.digests import Inputs, inputs_unchanged
 from ..inputs.prefetch import Prefetch
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
-from ..model.registries import buildkitd_config, write_buildkitd_toml
+from ..model.registries import buildkitd_config
 from ..report import status
 from .checkers import still_in_registry
 from .later import builder
@@ -27,6 +27,7 @@ _FALLBACK = builder("multiarch.builders.stages.buildx:manifest_fallback")
 _INSPECT = builder("multiarch.builders.stages.inspect:inspect")
 _PUBLISH = builder("multiarch.builders.stages.manifest_list:publish")
 _PUSH = builder("multiarch.builders.stages.push:push")
+_BUILDKITD = builder("multiarch.builders.stages.buildx:write_buildkitd_toml")
 
 
 @dataclass
@@ -242,7 +243,7 @@ def buildkitd_task(run: Run) -> dict:
     path = run.manifest.state_dir / "buildkitd.toml"
     return {
         "doc": f"write {path.name} for buildx builders from the registries section",
-        "actions": [(write_buildkitd_toml, [run.manifest.registries, path])],
+        "actions": [(_BUILDKITD, [run.manifest.registries, path])],
         "targets": [str(path)],
         "uptodate": [config_changed(buildkitd_config(run.manifest.registries))],
         "clean": True,

@@ -1,0 +1,1 @@
+"""The manifest model: multiarch.yaml parsed and checked; imports nothing outside itself."""

@@ -73,36 +73,3 @@ def referenced_images(dockerfile: str, build_args: Mapping[str, str]) -> list[st
                     if ref.lower() not in stages and not ref.isdigit():
                         refs.append(ref)
     return refs
-
-
-def split_tag(ref: str) -> tuple[str, str]:
-    """("localhost:5000/base", "v1") from "localhost:5000/base:v1"; no tag means latest."""
-    name = ref.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1:]
-    return name, "latest"
-
-
-def find_cycle(edges: Mapping[str, tuple[str, ...]]) -> list[str] | None:
-    """A dependency cycle as a path (`a, b, a`), or None; depth-first, deterministic order."""
-    state: dict[str, str] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = "open"
-        path.append(node)
-        for child in edges.get(node, ()):
-            if state.get(child) == "open":
-                return path[path.index(child):] + [child]
-            if child not in state and (cycle := visit(child)):
-                return cycle
-        state[node] = "done"
-        path.pop()
-        return None
-
-    for node in edges:
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None

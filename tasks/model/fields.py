@@ -37,7 +37,7 @@ class Fields:
             if not isinstance(name, str):
                 raise self.fail(key, f"keys must be strings, got {name!r}")
             if allowed is not None and name not in allowed:
-                raise self.fail(_join(key, name), _unknown_key(name, allowed))
+                raise self.fail(_join(key, name), unknown(name, sorted(allowed)))
         return value
 
     def string(self, table: dict, key: str, default=None, required: bool = False):
@@ -110,9 +110,13 @@ def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
 
 
-def _unknown_key(name: str, allowed: frozenset) -> str:
-    message = f"unknown key {name!r}"
-    close = difflib.get_close_matches(name, sorted(allowed), n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    return f"{message} (allowed: {', '.join(sorted(allowed))})"
+def suggest(name: str, allowed) -> str:
+    """"; did you mean 'platforms'?" for the closest of ``allowed``, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown(name: str, allowed, what: str = "key") -> str:
+    """"unknown key 'x'; did you mean 'y'? (allowed: ...)", allowed in the order given."""
+    allowed = list(allowed)
+    return f"unknown {what} {name!r}{suggest(name, allowed)} (allowed: {', '.join(allowed)})"

@@ -1,46 +1,32 @@
 """multiarch.yaml, parsed into frozen dataclasses with every default applied."""
 
-import difflib
-import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ...builders.registry.retry import DEFAULT_RETRIES, MAX_RETRIES
-from .dockerfile import find_cycle, referenced_images, split_tag
+from .dockerfile import referenced_images
 from .errors import ManifestError
-from .fields import Fields, exists, kind_of
+from .fields import Fields, exists, kind_of, suggest
 from .methods import Method, parse_method
 from .platforms import Platform
-from .reference import repository_name, validate_registry, validate_tag
+from .reference import repository_name, split_tag, validate_registry, validate_tag
 from .registries import RegistrySettings, parse_registries
 from .routing import Routing, parse_builders
+from .tags import platform_tag
 
 MANIFEST_VERSION = 1
+# Registry operations: attempts after the first (`retries:`), and the most one may ask for.
+DEFAULT_RETRIES = 3
+MAX_RETRIES = 10
 DEFAULT_TAGS = ("latest",)
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
-_TAG_MAX = 128
-
-
-def platform_tag(tag: str, platform: Platform) -> str:
-    """``v1`` for linux/arm64 is ``v1-arm64``; a tag too long for its suffix is cut short.
-
-    Docker allows 128-character tags, so a long list tag must still name its children: the
-    cut keeps the tag's start and adds 8 hex digits of its sha256, so two long tags that share
-    a start never share a per-platform tag.
-    """
-    plain = f"{tag}-{platform.suffix}"
-    if len(plain) <= _TAG_MAX:
-        return plain
-    digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
-    keep = _TAG_MAX - len(platform.suffix) - len(digest) - 2
-    return f"{tag[:keep]}-{digest}-{platform.suffix}"
 
 
 @dataclass(frozen=True)
@@ -192,9 +178,8 @@ def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, .
         explicit = fields.string_list(raw[image.name], key, [])
         for index, name in enumerate(explicit):
             if name not in names:
-                close = difflib.get_close_matches(name, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise fields.fail(f"{key}[{index}]", f"no image {name!r} in this manifest{hint}")
+                raise fields.fail(f"{key}[{index}]",
+                                  f"no image {name!r} in this manifest{suggest(name, names)}")
         refs = []
         for dockerfile in dict.fromkeys(map(image.dockerfile_for, image.platforms)):
             try:
@@ -313,3 +298,26 @@ IMAGE_KEYS = frozenset(
         "attestations", "fallback", "secrets", "retries",
     }
 )
+
+
+def find_cycle(edges: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """A dependency cycle as a path (`a, b, a`), or None; depth-first, deterministic order."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for child in edges.get(node, ()):
+            if state.get(child) == "open":
+                return path[path.index(child):] + [child]
+            if child not in state and (cycle := visit(child)):
+                return cycle
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in edges:
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None

@@ -148,3 +148,18 @@ def parse_platforms(items: Iterable[str]) -> tuple[Platform, ...]:
             )
         seen[platform] = item
     return tuple(seen)
+
+
+def oci_text(fields: dict) -> str:
+    """"os/architecture/variant" of an OCI ``platform`` object, as written ("" for none)."""
+    return "/".join(filter(None, (fields.get("os"), fields.get("architecture"),
+                                  fields.get("variant"))))
+
+
+def from_oci(fields: dict) -> Platform | None:
+    """The Platform an index entry's ``platform`` object names; None for one we do not know
+    (BuildKit's attestations say unknown/unknown)."""
+    try:
+        return parse_platform(oci_text(fields))
+    except ValueError:
+        return None

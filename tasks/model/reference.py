@@ -119,3 +119,31 @@ def repository_name(name: str, default_registry: str | None) -> str:
             f" {NAME_TOTAL_LENGTH_MAX} characters including its registry"
         )
     return name
+
+
+def _split(ref: str) -> tuple[str, str | None, str | None]:
+    """(name, tag, digest) of a reference as written; tag and digest None when absent."""
+    name, _, digest = ref.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    tag = None
+    if colon > slash:
+        name, tag = name[:colon], name[colon + 1:]
+    return name, tag, digest or None
+
+
+def split_tag(ref: str) -> tuple[str, str]:
+    """("localhost:5000/base", "v1") from "localhost:5000/base:v1"; no tag means latest."""
+    name, tag, _ = _split(ref)
+    return name, tag or "latest"
+
+
+def locate(ref: str) -> tuple[str, str, str]:
+    """(registry host, repository path, tag or digest) of a reference, with Docker's rules for
+    Docker Hub: no host is ``docker.io``, and a one-component path is in ``library/``."""
+    name, tag, digest = _split(ref)
+    host, path = split_domain(name)
+    if not host or host in ("docker.io", "index.docker.io"):
+        host = "docker.io"
+        if "/" not in path:
+            path = f"library/{path}"
+    return host, path, digest or tag or "latest"

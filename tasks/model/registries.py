@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...builders.engine.cli import say
 from .fields import Fields, exists
 from .reference import validate_registry
 
@@ -64,16 +63,3 @@ def buildkitd_config(registries: tuple[RegistrySettings, ...]) -> dict:
         if table:
             tables[registry.host] = table
     return {"registry": tables} if tables else {}
-
-
-def write_buildkitd_toml(registries: tuple[RegistrySettings, ...], path: Path) -> dict:
-    """Write buildkitd.toml (the `buildkitd` task's action); return what was written."""
-    import tomli_w
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = tomli_w.dumps(buildkitd_config(registries))
-    path.write_text(text)
-    say(f"wrote {path}")
-    return {"buildkitd_toml": text}
-
-

@@ -1,10 +1,9 @@
 """The `builders:` section: which Docker engine builds each platform (native nodes, issue #7)."""
 
-import difflib
 import re
 from dataclasses import dataclass
 
-from .fields import Fields, kind_of
+from .fields import Fields, kind_of, unknown
 from .platforms import Platform, parse_platform
 
 DEFAULT = "default"
@@ -81,7 +80,7 @@ def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...]) -> Rout
         try:
             platform = parse_platform(text)
         except ValueError:
-            raise fields.fail(key, _unknown(text, allowed)) from None
+            raise fields.fail(key, unknown(text, allowed)) from None
         if platform not in platforms:
             raise fields.fail(key, f"no image builds {platform} (allowed: {', '.join(allowed)})")
         if platform in routes:
@@ -123,11 +122,3 @@ def _check_host(fields: Fields, key: str, host: str) -> None:
                           f"{', '.join(SCHEMES)}")
     if len(host) == len(scheme) or any(c.isspace() for c in host):
         raise fields.fail(key, f"invalid address {host!r}: expected {scheme}<where>")
-
-
-def _unknown(text: str, allowed: list[str]) -> str:
-    message = f"unknown key {text!r}"
-    close = difflib.get_close_matches(text, allowed, n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
-    return f"{message} (allowed: {', '.join(allowed)})"

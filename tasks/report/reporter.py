@@ -5,7 +5,6 @@ from worker threads, hence the lock); it sees every task's outcome and, at the e
 each task's steps returned (``task.values``), which is all the report needs.
 """
 
-import os
 import sys
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
+from ..model.files import write_atomic
 from ..model.manifest import Manifest
 from . import html as report_html
 from . import model as report
@@ -123,20 +123,6 @@ def write_report(data: dict, state_dir: Path) -> tuple[Path, Path]:
 
     state_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = state_dir / "report.json", state_dir / "report.html"
-    _write_atomic(json_path, json.dumps(data) + "\n")  # indent would triple its cost
-    _write_atomic(html_path, report_html.render(data))
+    write_atomic(json_path, json.dumps(data) + "\n")  # indent would triple its cost
+    write_atomic(html_path, report_html.render(data))
     return json_path, html_path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    import tempfile
-
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -3,11 +3,11 @@
 import contextlib
 
 from ...builders.engine.cli import say
-from ...builders.registry.cache import content_tag
 from ...builders.registry.probe import UNKNOWN
 from ..inputs.digests import Inputs, explain
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
+from ..model.tags import content_tag
 
 
 def _registry_state(probe, ref: str) -> str:

@@ -3,9 +3,10 @@
 import pytest
 import yaml
 from multiarch.tasks.inputs.digests import input_digest
-from multiarch.tasks.model.dockerfile import find_cycle, referenced_images, split_tag
+from multiarch.tasks.model.dockerfile import referenced_images
 from multiarch.tasks.model.errors import ManifestError
-from multiarch.tasks.model.manifest import load_manifest
+from multiarch.tasks.model.manifest import find_cycle, load_manifest
+from multiarch.tasks.model.reference import split_tag
 
 
 @pytest.mark.parametrize(

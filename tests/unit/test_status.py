@@ -1,10 +1,10 @@
 """tasks.status: a build recorded as done is "up to date" only once the registry has it."""
 
 import pytest
-from multiarch.builders.registry.cache import content_tag
 from multiarch.builders.registry.probe import UNKNOWN
 from multiarch.tasks.inputs.digests import Inputs
 from multiarch.tasks.model.methods import Method
+from multiarch.tasks.model.tags import content_tag
 from multiarch.tasks.report import status
 
 from tests.unit.test_generate import AMD64, make_image, make_manifest
