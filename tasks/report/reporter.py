@@ -5,6 +5,7 @@ from worker threads, hence the lock); it sees every task's outcome and, at the e
 each task's steps returned (``task.values``), which is all the report needs.
 """
 
+import json
 import sys
 import threading
 import time
@@ -19,9 +20,6 @@ from ..model.manifest import Manifest
 from . import html as report_html
 from . import model as report
 
-# tasks.report, report_html, json and tempfile are imported where used: dodo.py names this
-# class, so `doit list` imports this module, and should not pay for what only a run needs.
-
 
 class BuildReporter(ConsoleReporter):
     """ConsoleReporter that also times each task and writes the build report."""
@@ -30,9 +28,7 @@ class BuildReporter(ConsoleReporter):
     manifest: Manifest | None = None  # set by for_manifest
 
     def __init__(self, outstream, options):
-
         super().__init__(outstream, options)
-        self._report = report
         self._lock = threading.Lock()
         self._clock = time.monotonic()
         self._started = datetime.now(UTC)
@@ -52,7 +48,7 @@ class BuildReporter(ConsoleReporter):
             self._tasks[task.name] = task
             run = self._runs.get(task.name)
             if run is None:
-                run = self._runs[task.name] = self._report.TaskRun(task.name)
+                run = self._runs[task.name] = report.TaskRun(task.name)
             for name, value in changes.items():
                 setattr(run, name, value)
 
@@ -85,8 +81,6 @@ class BuildReporter(ConsoleReporter):
         self._record(task, outcome="ignored")
 
     def complete_run(self):
-
-        report = self._report
         super().complete_run()
         if self.manifest is None or not report.runs_anything(self._runs):
             return
@@ -118,9 +112,6 @@ def for_manifest(manifest: Manifest) -> type[BuildReporter]:
 
 def write_report(data: dict, state_dir: Path) -> tuple[Path, Path]:
     """Write report.json and report.html, each atomically: a reader never sees half a file."""
-    import json
-
-
     state_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = state_dir / "report.json", state_dir / "report.html"
     write_atomic(json_path, json.dumps(data) + "\n")  # indent would triple its cost
