@@ -1,4 +1,4 @@
-"""The one exception builders raise: what was being done, the command, and its output."""
+"""The exceptions builders raise: what was being done, the command, its output, and its facts."""
 
 import shlex
 
@@ -23,3 +23,20 @@ class DockerError(Exception):
         tail = self.output.strip().splitlines()[-20:]
         lines.extend(f"  {line}" for line in tail)
         return "\n".join(lines)
+
+
+class RegistryError(DockerError):
+    """A registry operation that failed, with the facts retries are decided on.
+
+    ``status`` is the HTTP status the registry answered, None when no answer came; then
+    ``dropped`` says how the connection failed ("reset the connection", "timed out"), or is
+    None when it did not merely drop (an untrusted certificate, an unknown host name).
+    ``attempts`` counts the tries made of ``operation`` against ``host``.
+    """
+
+    def __init__(self, message: str, *, host: str, operation: str, status: int | None = None,
+                 dropped: str | None = None, attempts: int = 1, argv: list[str] | None = None,
+                 output: str = ""):
+        super().__init__(message, argv, output)
+        self.host, self.operation = host, operation
+        self.status, self.dropped, self.attempts = status, dropped, attempts

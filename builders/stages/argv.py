@@ -1,0 +1,149 @@
+"""Every docker command line the stages run, from pure functions that tests check directly.
+
+`docker build`, `docker buildx build` and an export share one skeleton, so a flag added for
+one cannot drift from the others: [--builder] [--pull] --platform -f, the build args, target,
+attestations and secrets, the stage's own file, the tags, what follows them, the context.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ...tasks.model.manifest import Image
+from ...tasks.model.methods import ARCH_NAMESPACES, Output
+from ...tasks.model.platforms import Platform
+
+ATTESTATION_FLAGS = {
+    "false": ["--provenance=false", "--sbom=false"],
+    "provenance": ["--provenance=true"],
+    "sbom": ["--provenance=true", "--sbom=true"],
+}
+AUTO_BUILDER = "multiarch"
+
+
+def common_flags(image: Image, platforms: list[Platform]) -> list[str]:
+    """Build args, target and attestation flags, the same for `docker build` and buildx.
+
+    With ``arch: build-arg`` the seed's oldest method gets its namespace (`ARCH=arm64v8`);
+    that only works for one platform at a time.
+    """
+    flags = []
+    for name, value in image.build_args:
+        flags += ["--build-arg", f"{name}={value}"]
+    if image.method.arch == "build-arg" and len(platforms) == 1:
+        namespace = ARCH_NAMESPACES[str(platforms[0])]
+        flags += ["--build-arg", f"{image.method.arch_arg}={namespace}"]
+    if image.target:
+        flags += ["--target", image.target]
+    flags += ATTESTATION_FLAGS.get(image.method.attestations, [])
+    for secret_id, path in image.method.secrets:
+        flags += ["--secret", f"id={secret_id},src={path}"]
+    return flags
+
+
+def _build_command(command: list[str], image: Image, platforms: list[Platform], *,
+                   builder: str | None = None, files: Sequence[str] = (),
+                   refs: Sequence[str] = (), after: Sequence[str] = ()) -> list[str]:
+    """The skeleton of the three build command lines.
+
+    One platform is built from its own Dockerfile (`dockerfiles:`); several from the image's.
+    ``files`` are where the command writes what it made (`--iidfile`), ``after`` what follows
+    the tags (`--push`, `--output`).
+    """
+    dockerfile = image.dockerfile_for(platforms[0]) if len(platforms) == 1 else image.dockerfile
+    argv = ["docker", *command]
+    if builder:
+        argv += ["--builder", builder]
+    if image.pull:
+        argv.append("--pull")
+    argv += ["--platform", ",".join(str(p) for p in platforms), "-f", str(dockerfile)]
+    argv += common_flags(image, platforms)
+    argv += files
+    for ref in refs:
+        argv += ["-t", ref]
+    return [*argv, *after, str(image.context)]
+
+
+def build_argv(image: Image, platform: Platform, iidfile: Path) -> list[str]:
+    """The `docker build` command line for one platform, as the seed article writes it.
+
+    ``--pull`` makes every platform resolve its own base image instead of reusing the one
+    the previous platform's build left in the cache.
+    """
+    return _build_command(["build"], image, [platform], files=["--iidfile", str(iidfile)],
+                          refs=image.platform_refs(platform))
+
+
+def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -> list[str]:
+    """`docker buildx build` for every platform of ``image`` at once, pushing the list."""
+    return _build_command(["buildx", "build"], image, list(image.platforms), builder=builder,
+                          files=["--metadata-file", str(metadata_file)], refs=image.refs,
+                          after=["--push"] if image.method.pushes else [])
+
+
+def output_flag(output: Output, dest: Path | None) -> str:
+    """The ``--output`` value: a load into the engine when an image has no dest."""
+    if output.type in ("image", "docker") and dest is None:
+        return "type=docker"
+    if output.type == "cacheonly":
+        return "type=cacheonly"
+    return f"type={output.type},dest={dest}"
+
+
+def export_argv(image: Image, output: Output, platforms: list[Platform],
+                dest: Path | None) -> list[str]:
+    """The `docker buildx build` command line that exports ``platforms`` of ``image``.
+
+    Loads and image files (docker, oci) are named: one platform gets its per-platform
+    tags (``v1-arm64``), several get the list's tags.
+    """
+    if output.type == "registry":
+        raise ValueError(f"{image.name}: registry is pushed by the build, not exported")
+    refs = ()
+    if output.type in ("image", "docker", "oci"):
+        refs = image.platform_refs(platforms[0]) if len(platforms) == 1 else image.refs
+    return _build_command(["buildx", "build"], image, list(platforms), refs=refs,
+                          after=["--output", output_flag(output, dest)])
+
+
+def auto_builder_argv(config: Path | None) -> list[str]:
+    """`docker buildx create` for ``builder: auto``.
+
+    `network=host`: the engine's own builder reaches registries from the host's network, and so
+    must this one, or a registry on localhost (a mirror, a self-hosted registry) is out of reach
+    from inside its container. BuildKit reads buildkitd.toml only when the builder is created.
+    """
+    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container",
+            "--driver-opt", "network=host"]
+    if config is not None:
+        argv += ["--buildkitd-config", str(config)]
+    return argv
+
+
+# --- `docker manifest`: the manifest list stage --------------------------------------------
+
+
+def _insecure(insecure: bool) -> list[str]:
+    return ["--insecure"] if insecure else []
+
+
+def inspect_argv(ref: str, insecure: bool) -> list[str]:
+    return ["docker", "manifest", "inspect", "--verbose", *_insecure(insecure), ref]
+
+
+def rm_argv(list_ref: str) -> list[str]:
+    return ["docker", "manifest", "rm", list_ref]
+
+
+def create_argv(list_ref: str, child_refs: list[str], insecure: bool) -> list[str]:
+    return ["docker", "manifest", "create", *_insecure(insecure), list_ref, *child_refs]
+
+
+def annotate_argv(list_ref: str, child_ref: str, platform: Platform) -> list[str]:
+    argv = ["docker", "manifest", "annotate", "--os", platform.os, "--arch", platform.architecture]
+    if platform.variant:
+        argv += ["--variant", platform.variant]
+    return argv + [list_ref, child_ref]
+
+
+def push_argv(list_ref: str, insecure: bool) -> list[str]:
+    return ["docker", "manifest", "push", "--purge", *_insecure(insecure), list_ref]
