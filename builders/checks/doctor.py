@@ -1,38 +1,36 @@
-"""`doit doctor`: can this machine build the manifest? Engine, builder, QEMU and registries."""
+"""`doit doctor`: can this machine build the manifest? Engine, builder, QEMU and registries.
 
-import ipaddress
-import platform as host_platform
-import socket
+The facts come from builders.engine.facts (and here the builder's and registries' own); this
+module decides what they mean for a manifest and says so, one line per subject.
+"""
+
 import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 from ...tasks.model.manifest import Manifest
 from ...tasks.model.platforms import Platform
-from ...tasks.model.reference import locate
 from ..engine.cli import run, say
+from ..engine.facts import (
+    BINFMT_DIR,
+    addresses,
+    binfmt_handlers,
+    engine_facts,
+    engine_treats_insecure,
+    handler_for,
+    is_loopback,
+)
+from ..engine.nodes import ping
 from ..errors import DockerError
-from ..registry.client import Registry, is_loopback
-from ..registry.probe import DOCKER_HUB
+from ..registry.client import Registry
 from ..stages import buildx
+from .preflight import registry_hosts
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_FIX = ("docker run --privileged --rm tonistiigi/binfmt --install {arch}, "
               "or install Debian's qemu-user-static package")
-# Docker architecture -> the QEMU name its binfmt handler is registered under (qemu-<name>).
-QEMU_NAMES = {
-    "amd64": "x86_64", "386": "i386", "arm64": "aarch64", "arm": "arm", "ppc64le": "ppc64le",
-    "ppc64": "ppc64", "s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el",
-    "mips64": "mips64", "mipsle": "mipsel", "mips": "mips", "loong64": "loongarch64",
-}
-# What a host of each architecture runs without emulation.
-NATIVE = {"amd64": ("amd64", "386"), "arm64": ("arm64",)}
 # Drivers that build several platforms at once; `docker` does only with the containerd store.
 MULTI_PLATFORM_DRIVERS = ("docker-container", "kubernetes", "remote")
-_MACHINE = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
-            "i686": "386", "armv7l": "arm", "ppc64el": "ppc64le"}
 TIMEOUT = 5
 
 
@@ -44,11 +42,6 @@ class Finding:
     subject: str
     message: str
     fix: str | None = None
-
-
-def host_arch(machine: str) -> str:
-    """Docker's name for a kernel's machine name: x86_64 -> amd64, aarch64 -> arm64."""
-    return _MACHINE.get(machine.lower(), machine.lower())
 
 
 # --- facts: the only part that does I/O -------------------------------------------------
@@ -68,43 +61,9 @@ def gather(manifest: Manifest) -> dict:
 
 def node_facts(manifest: Manifest) -> dict:
     """{platform: {builder, emulate, unreachable}} for each platform `builders:` routes."""
-    from ..engine.nodes import ping
-
     return {str(platform): {"builder": node.name, "emulate": node.emulate,
                             "unreachable": ping(node)}
             for platform, node in manifest.routing.routes}
-
-
-def engine_facts() -> dict:
-    from ..stages.push import engine
-
-    try:
-        client = engine()
-        version, info = client.version(), client.info()
-    except (DockerError, OSError) as err:
-        return {"reachable": False, "error": str(err).splitlines()[0],
-                "architecture": host_arch(host_platform.machine())}
-    except Exception as err:  # docker.errors.APIError, imported lazily
-        return {"reachable": False, "error": f"engine API: {err}",
-                "architecture": host_arch(host_platform.machine())}
-    config = info.get("RegistryConfig") or {}
-    return {
-        "reachable": True,
-        "version": info.get("ServerVersion") or version.get("Version", "?"),
-        "api_version": version.get("ApiVersion", ""),
-        "driver": info.get("Driver", ""),
-        "containerd_store": uses_containerd_store(info.get("DriverStatus")),
-        "architecture": host_arch(info.get("Architecture") or host_platform.machine()),
-        "insecure_cidrs": list(config.get("InsecureRegistryCIDRs") or []),
-        "index_configs": {name: {"Secure": entry.get("Secure", True)}
-                          for name, entry in (config.get("IndexConfigs") or {}).items()},
-        "mirrors": list(config.get("Mirrors") or []),
-    }
-
-
-def uses_containerd_store(driver_status) -> bool:
-    """`docker info` DriverStatus names a containerd snapshotter with the containerd store."""
-    return any("io.containerd.snapshotter" in str(value) for _, value in driver_status or [])
 
 
 def builder_facts(builder: str | None) -> dict:
@@ -131,35 +90,12 @@ def parse_buildx_inspect(output: str) -> dict:
             "platforms": platforms}
 
 
-def binfmt_handlers(folder: Path = BINFMT_DIR) -> dict:
-    """{handler name: enabled} for every qemu-* handler registered with the kernel."""
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError:
-        return {}
-    handlers = {}
-    for entry in entries:
-        if not entry.name.startswith("qemu-"):
-            continue
-        try:
-            first = entry.read_text().split("\n", 1)[0].strip()
-        except OSError:
-            first = ""
-        handlers[entry.name] = first == "enabled"
-    return handlers
-
-
-def registry_hosts(manifest: Manifest) -> list[str]:
-    return list(dict.fromkeys(locate(image.repository)[0] for image in manifest.images))
-
-
 def registry_facts(host: str) -> dict:
     """Does ``host`` answer GET /v2/, over which scheme, and which addresses it resolves to."""
-    target = DOCKER_HUB if host == "docker.io" else host
-    facts = {"addresses": resolve(target), "answers": False, "scheme": None, "error": None}
-    schemes = (True,) if is_loopback(target) else (False, True)  # HTTPS first, then HTTP
+    facts = {"addresses": addresses(host), "answers": False, "scheme": None, "error": None}
+    schemes = (True,) if is_loopback(host) else (False, True)  # HTTPS first, then HTTP
     for insecure in schemes:
-        url = f"{Registry(target, insecure).base_url}/v2/"
+        url = f"{Registry(host, insecure).base_url}/v2/"
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
                 status = response.status
@@ -177,15 +113,6 @@ def registry_facts(host: str) -> dict:
             return facts
         facts["error"] = f"GET {url}: {status}"
     return facts
-
-
-def resolve(host: str) -> list[str]:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(name, None)})
-    except OSError:
-        return []
 
 
 # --- decisions: pure --------------------------------------------------------------------
@@ -269,13 +196,6 @@ def _builder_findings(builder: dict, engine: dict, manifest: Manifest) -> list[F
     return found
 
 
-def handler_for(platform: Platform, arch: str) -> str | None:
-    """The binfmt handler ``platform`` needs on a host of ``arch``; None when native."""
-    if platform.architecture in NATIVE.get(arch, (arch,)):
-        return None
-    return f"qemu-{QEMU_NAMES.get(platform.architecture, platform.architecture)}"
-
-
 def platform_finding(platform: Platform, arch: str, binfmt: dict) -> Finding:
     subject = f"platform {platform}"
     handler = handler_for(platform, arch)
@@ -292,29 +212,6 @@ def platform_finding(platform: Platform, arch: str, binfmt: dict) -> Finding:
         return Finding("warn", subject, f"no binfmt handler {handler}: runs only if this "
                        "CPU has AArch32", fix)
     return Finding("error", subject, f"no binfmt handler {handler}", fix)
-
-
-def engine_treats_insecure(host: str, registry: dict, engine: dict) -> bool:
-    """The engine's isSecureIndex, inverted: loopback, `Secure: false`, or an insecure CIDR."""
-    if is_loopback(host):
-        return True
-    index = engine.get("index_configs", {}).get(host)
-    if index is not None:
-        return not index.get("Secure", True)
-    networks = []
-    for cidr in engine.get("insecure_cidrs", []):
-        try:
-            networks.append(ipaddress.ip_network(cidr, strict=False))
-        except ValueError:
-            continue
-    for address in registry.get("addresses", []):
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            continue
-        if any(ip in network for network in networks):
-            return True
-    return False
 
 
 def registry_finding(host: str, registry: dict, engine: dict) -> Finding:

@@ -2,28 +2,33 @@
 
 from ...tasks.model.manifest import Image, Manifest
 from ...tasks.model.reference import locate
-from ..errors import DockerError
-from ..registry.client import connect, is_loopback
-
-INSECURE_HINT = (
-    'the engine does not treat {host} as insecure: add "insecure-registries": ["{host}"] to '
-    "/etc/docker/daemon.json and restart dockerd"
+from ..engine.facts import (
+    addresses,
+    engine_facts,
+    engine_treats_insecure,
+    insecure_hint,
+    is_loopback,
 )
+from ..errors import DockerError
+from ..registry.client import DOCKER_HUB, connect
 
 
-def _host(image: Image) -> str:
+def registry_host(image: Image) -> str:
+    """The registry ``image`` is pushed to, as its API is addressed (docker.io's is
+    registry-1.docker.io)."""
     host = locate(image.repository)[0]
-    return "registry-1.docker.io" if host == "docker.io" else host
+    return DOCKER_HUB if host == "docker.io" else host
 
 
 def registry_hosts(manifest: Manifest) -> list[str]:
-    return sorted({_host(image) for image in manifest.images if image.method.pushes})
+    """Every registry the manifest pushes to, sorted: what the preflight and the doctor check."""
+    return sorted({registry_host(image) for image in manifest.images if image.method.pushes})
 
 
 def pushed_by_buildkit(image: Image, builder: str | None, engine: dict) -> bool:
     """Whether ``image`` reaches its registry from a BuildKit of its own rather than through
     the engine: the buildx strategy on a named builder, or on ``builder: auto`` where the
-    engine's own builder cannot build several platforms (builders.buildx.resolve_builder).
+    engine's own builder cannot build several platforms (builders.stages.buildx.resolve_builder).
     That BuildKit takes its registry settings from buildkitd.toml, never from daemon.json."""
     if image.method.strategy != "buildx" or builder in (None, "default"):
         return False
@@ -42,22 +47,13 @@ def preflight(manifest: Manifest) -> None:
             problems.append(err.message)
             continue
         if host in manifest.insecure_hosts and not is_loopback(host):
-            from .doctor import engine_facts, engine_treats_insecure, resolve
-
             engine = engine or engine_facts()
             if all(pushed_by_buildkit(image, manifest.builder, engine)
                    for image in manifest.images
-                   if image.method.pushes and _host(image) == host):
+                   if image.method.pushes and registry_host(image) == host):
                 continue
-            registry = {"addresses": resolve(host)}
+            registry = {"addresses": addresses(host)}
             if engine.get("reachable") and not engine_treats_insecure(host, registry, engine):
-                problems.append(f"registry {host}: {INSECURE_HINT.format(host=host)}")
+                problems.append(f"registry {host}: {insecure_hint(host)}")
     if problems:
         raise DockerError("; ".join(problems))
-
-
-def explain_push_failure(message: str, host: str) -> str:
-    """Add the daemon.json fix to the engine's raw TLS error for a plain-HTTP registry."""
-    if "server gave HTTP response to HTTPS client" in message:
-        return f"{message}; {INSECURE_HINT.format(host=host)}"
-    return message

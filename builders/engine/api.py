@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DockerError
+from .client import engine
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_CONFIG = "/etc/docker/daemon.json"  # dockerd's --config-file when run as root
@@ -41,7 +42,7 @@ def unix_get(host: str, path: str, timeout: float) -> tuple[int, bytes]:
 
 def engine_info() -> dict:
     """`GET /info` of the engine ({} if it does not answer). Over a unix socket it is asked
-    directly: the docker SDK costs ~160 ms to import, which a no-op run should not pay."""
+    directly, so that a run which only checks tasks never loads the docker SDK."""
     host = docker_host()
     if host.startswith("unix://"):
         try:
@@ -50,8 +51,6 @@ def engine_info() -> dict:
         except (OSError, ValueError, http.client.HTTPException):
             return {}
     try:
-        from ..stages.push import engine
-
         return engine().info()
     except (DockerError, OSError):
         return {}

@@ -1,15 +1,16 @@
-"""Reaching a builder node: its environment for the CLI, an SDK client, a ping, the fallback."""
+"""Reaching a builder node: a ping, the fallback when it is down, and what a failure means."""
 
+import http.client
 import os
-import platform as host_platform
-import re
 import threading
 
-from ...tasks.model.platforms import Platform, parse_platform
+from ...tasks.model.platforms import Platform
 from ...tasks.model.routing import Node, Routing
 from ..errors import DockerError
 from .api import DEFAULT_HOST, unix_get
 from .cli import say
+from .client import reach, short_reason
+from .facts import is_native
 
 # A node slower than this to answer a ping counts as down: `emulate: false` must fail fast.
 PING_TIMEOUT = 3.0
@@ -23,36 +24,6 @@ _down: dict[str, str] = {}  # node name → why it did not answer, once per run
 _down_lock = threading.Lock()
 
 
-def cli_env(node: Node) -> dict[str, str | None]:
-    """What a docker CLI subprocess needs to talk to ``node`` (None: unset the variable)."""
-    if node.docker_host:
-        return {"DOCKER_HOST": node.docker_host, "DOCKER_CONTEXT": None}
-    if node.context:
-        return {"DOCKER_CONTEXT": node.context, "DOCKER_HOST": None}
-    return {}
-
-
-def client(node: Node, timeout: float | None = None):
-    """A docker SDK client for ``node``; a context is resolved to its endpoint and TLS here.
-
-    ``ssh://`` goes through the system's ssh client, as the docker CLI does (no paramiko).
-    Raises DockerError for an unknown context, the SDK's errors when the engine is down.
-    """
-    import docker
-
-    kwargs = {"timeout": timeout} if timeout else {}
-    if node.from_environment:
-        return docker.from_env(**kwargs)
-    if node.docker_host:
-        return docker.DockerClient(base_url=node.docker_host,
-                                   use_ssh_client=node.docker_host.startswith("ssh://"), **kwargs)
-    context = docker.ContextAPI.get_context(node.context)
-    if context is None:
-        raise DockerError(f"no docker context {node.context!r} (see `docker context ls`)")
-    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig,
-                               use_ssh_client=context.Host.startswith("ssh://"), **kwargs)
-
-
 def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     """None when ``node`` answers `/_ping` within ``timeout``; otherwise why it did not.
 
@@ -64,24 +35,14 @@ def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
         if host and host.startswith("unix://"):
             status, _ = unix_get(host, "/_ping", timeout)
             return None if status == 200 else f"/_ping answered {status}"
-        client(node, timeout).ping()
+        reach(node, timeout)
         return None
     except DockerError as err:
         return err.message
     except OSError as err:
         return err.strerror or str(err) or type(err).__name__
-    except Exception as err:  # docker.errors.*, requests' connection errors: imported lazily
+    except http.client.HTTPException as err:
         return short_reason(str(err)) or type(err).__name__
-
-
-def short_reason(text: str) -> str:
-    """The OS's words from a wrapped requests/urllib3 error (`[Errno 111] Connection refused`)."""
-    found = (re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-             or re.search(r"Error\(-?\d+, '([^']+)'\)", text))  # FileNotFoundError(2, '…')
-    if found:
-        return found.group(1).strip()
-    line = (text.splitlines() or [""])[0]
-    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _unreachable(node: Node) -> str | None:
@@ -116,14 +77,6 @@ def choose(routing: Routing, platform: Platform, prefix: str = "") -> Node:
     how = "natively" if is_native(platform) else "under QEMU"
     say(f"{prefix}builder {node.name} unreachable ({reason}); building {where} {how}")
     return fallback
-
-
-def is_native(platform: Platform) -> bool:
-    """True when this machine's CPU runs ``platform`` without QEMU."""
-    try:
-        return parse_platform(host_platform.machine()).architecture == platform.architecture
-    except ValueError:
-        return False
 
 
 def explain_failure(err: DockerError, node: Node, what: str, platform: Platform) -> DockerError:

@@ -7,10 +7,9 @@ which costs two requests per tag instead of a build and a push.
 
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
-from ...tasks.model.reference import locate
 from ...tasks.model.tags import content_tag
 from ..engine.cli import say
-from .client import connect
+from .client import repository_of
 
 
 def reuse(image: Image, platform: Platform, input_digest: str, registries=()) -> dict | None:
@@ -19,8 +18,7 @@ def reuse(image: Image, platform: Platform, input_digest: str, registries=()) ->
     Returns what the build and push stages would have: the image digest and the digest of
     each tag; None when there is nothing to reuse.
     """
-    host, path, _ = locate(image.repository)
-    registry = connect(host, registries, image.retries)
+    registry, path = repository_of(image, registries)
     cached = registry.get(path, content_tag(input_digest))
     if cached is None:
         return None
@@ -34,3 +32,17 @@ def reuse(image: Image, platform: Platform, input_digest: str, registries=()) ->
               f"{image.repository}@{digest}")
         digests[ref] = registry.put(path, tag, body, media_type)
     return {"image_id": digest, "source": "registry", "digests": digests}
+
+
+def recheck(image: Image, platform: Platform, built: dict, registries=()) -> dict | None:
+    """The digests of an image the build stage reused, as the registry has it now: each tag
+    where reuse put it, or put there again from the content tag; None when the content tag is
+    gone too."""
+    registry, path = repository_of(image, registries)
+    digests = built.get("digests") or {}
+    if digests and all(registry.head(path, ref.rpartition(":")[2]) == digest
+                       for ref, digest in digests.items()):
+        return digests
+    reused = reuse(image, platform, built["input_digest"], registries) \
+        if built.get("input_digest") else None
+    return reused["digests"] if reused else None

@@ -2,25 +2,27 @@
 
 HEAD of a manifest answers "is this tag there, and which digest" in one request; GET plus PUT
 copies a manifest to a new tag without pulling or pushing a layer. Credentials come from the
-user's docker config (`docker login`), are sent only to the registry or its token realm, and
-are never printed.
+user's docker config (`docker login`) through the docker SDK's own reader, are sent only to the
+registry or its token realm, and are never printed.
 """
 
 import base64
 import http.client
 import json
-import os
 import re
 import ssl
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from ...tasks.model.manifest import DEFAULT_RETRIES
-from ..errors import DockerError
+from ...tasks.model.manifest import DEFAULT_RETRIES, Image
+from ...tasks.model.reference import locate
+from ..engine.client import sdk
+from ..engine.facts import is_loopback
+from ..errors import RegistryError
 from .retry import retry
 
 MANIFEST_TYPES = (
@@ -31,45 +33,58 @@ MANIFEST_TYPES = (
 )
 _ACCEPT = ", ".join(MANIFEST_TYPES)
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
-_LOOPBACK = re.compile(r"(localhost|127(\.\d+){3}|\[::1\])(:\d+)?")
 TIMEOUT = 10
+DOCKER_HUB = "registry-1.docker.io"  # where docker.io's API answers
+# How a connection fails before the registry answers, in the words retries are said with.
+# RemoteDisconnected is a ConnectionResetError, so it comes first.
+_DROPS = (
+    (http.client.RemoteDisconnected, "closed the connection"),
+    (ConnectionResetError, "reset the connection"),
+    (ConnectionRefusedError, "refused the connection"),
+    (BrokenPipeError, "closed the connection (broken pipe)"),
+    (ConnectionAbortedError, "closed the connection"),
+    (http.client.IncompleteRead, "closed the connection mid-body"),
+    (ssl.SSLEOFError, "closed the connection (EOF)"),
+    (TimeoutError, "timed out"),
+)
+_NO_ANSWER = (urllib.error.URLError, OSError, http.client.HTTPException)
 
 
-def is_loopback(host: str) -> bool:
-    return bool(_LOOPBACK.fullmatch(host))
+def dropped(err: BaseException) -> str | None:
+    """How a request's connection failed, in words; None when it did not merely drop (an
+    untrusted certificate, a host name that does not resolve)."""
+    reason = getattr(err, "reason", err)  # URLError wraps the OS's error
+    return next((words for kind, words in _DROPS if isinstance(reason, kind)), None)
 
 
 def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """(user, secret) for ``host`` from ~/.docker/config.json or its credential helper."""
-    folder = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    """(user, secret) for ``host`` from the docker config or the credential helper it names,
+    read as the SDK reads them (``docker.auth``); None when there are none."""
+    docker = sdk()
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
+        config = docker.auth.load_config()
+        found = docker.auth.resolve_authconfig(config, "docker.io" if host == DOCKER_HUB else host)
+    except (docker.errors.DockerException, ValueError):
         return None
-    helper = config.get("credHelpers", {}).get(host) or config.get("credsStore")
-    if helper:
-        try:
-            answer = subprocess.run([f"docker-credential-{helper}", "get"], input=host,
-                                    capture_output=True, text=True, timeout=TIMEOUT)
-            found = json.loads(answer.stdout) if answer.returncode == 0 else None
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            found = None
-        if found and found.get("Secret"):
-            return found.get("Username", ""), found["Secret"]
-    entry = config.get("auths", {}).get(host) or config.get("auths", {}).get(f"https://{host}")
-    if entry and entry.get("auth"):
-        user, _, secret = base64.b64decode(entry["auth"]).decode().partition(":")
-        return user, secret
-    return None
+    found = found or {}
+    secret = found.get("Password") or found.get("password")
+    return (found.get("Username") or found.get("username") or "", secret) if secret else None
 
 
 def connect(host: str, registries=(), retries: int = DEFAULT_RETRIES) -> "Registry":
-    """A client for ``host`` with the manifest's settings (tasks.registries.RegistrySettings):
+    """A client for ``host`` with the manifest's settings (tasks.model.registries.RegistrySettings):
     plain HTTP for loopback and declared-insecure hosts, a private CA where one is named;
-    each request is retried ``retries`` times on a registry hiccup (builders.retry)."""
+    each request is retried ``retries`` times on a registry hiccup (builders.registry.retry)."""
     settings = next((r for r in registries if r.host == host), None)
     insecure = is_loopback(host) or bool(settings and settings.insecure)
     return Registry(host, insecure, settings.ca if settings else None, retries)
+
+
+def repository_of(image: Image, registries=()) -> tuple["Registry", str]:
+    """A client for the registry ``image`` is pushed to, with its retries, and the
+    repository's path there."""
+    host, path, _ = locate(image.repository)
+    return connect(host, registries, image.retries), path
 
 
 @dataclass
@@ -93,32 +108,21 @@ class Registry:
         return f"{scheme}://{self.host}"
 
     def ping(self) -> None:
-        """GET /v2/ with the user's credentials: raise one clear DockerError if the registry is
-        down, speaks another protocol, or refuses the credentials."""
-        retry(self._ping, f"GET {self.base_url}/v2/", self.host, self.retries)
+        """GET /v2/ with the user's credentials: raise one clear RegistryError if the registry
+        is down, speaks another protocol, or refuses the credentials."""
+        what = f"GET {self.base_url}/v2/"
+        retry(partial(self._ping, what), what, self.host, self.retries)
 
-    def _ping(self) -> None:
-        url = f"{self.base_url}/v2/"
-        for attempt in range(2):
-            request = urllib.request.Request(url)
-            if self._token:
-                request.add_header("Authorization", self._token)
-            try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT, context=self._context()):
-                    return
-            except urllib.error.HTTPError as err:
-                if err.code == 401 and attempt == 0:
-                    self._token = self._authorize(err.headers.get("WWW-Authenticate", ""))
-                    if self._token:
-                        continue
-                if err.code == 401:
-                    raise DockerError(f"registry {self.host} refuses the credentials of "
-                                      f"`docker login {self.host}`") from None
-                raise DockerError(f"registry {self.host}: /v2/ answered {err.code}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-                reason = getattr(err, "reason", err)
-                raise DockerError(f"registry {self.host} is unreachable ({self.base_url}): "
-                                  f"{reason}") from None
+    def _ping(self, what: str) -> None:
+        try:
+            self._send(f"{self.base_url}/v2/", what,
+                       f"registry {self.host} is unreachable ({self.base_url})")
+        except urllib.error.HTTPError as err:
+            message = (f"registry {self.host} refuses the credentials of `docker login "
+                       f"{self.host}`" if err.code == 401
+                       else f"registry {self.host}: /v2/ answered {err.code}")
+            raise RegistryError(message, host=self.host, operation=what,
+                                status=err.code) from None
 
     def head(self, path: str, reference: str) -> str | None:
         """The digest ``path:reference`` points at, or None when the registry has no such tag."""
@@ -137,22 +141,42 @@ class Registry:
         """Store a manifest under ``reference`` (a tag); return the digest the registry gives."""
         response = self._request("PUT", path, reference, body, media_type)
         if response is None:
-            raise DockerError(f"{self.host}/{path}: repository not found for PUT {reference}")
+            raise RegistryError(f"{self.host}/{path}: repository not found for PUT {reference}",
+                                host=self.host, operation=f"PUT {self.host}/{path}:{reference}",
+                                status=404)
         return response[0].get("Docker-Content-Digest", "")
 
     def _request(self, method: str, path: str, reference: str, body: bytes | None = None,
-                 media_type: str | None = None):
-        return retry(lambda: self._attempt(method, path, reference, body, media_type),
-                     f"{method} {self.host}/{path}:{reference}", self.host, self.retries)
+                 media_type: str | None = None) -> tuple[dict, bytes] | None:
+        """(headers, body) of one manifest request, retried; None when the registry says 404."""
+        what = f"{method} {self.host}/{path}:{reference}"
+        attempt = partial(self._attempt, what, method, path, reference, body, media_type)
+        return retry(attempt, what, self.host, self.retries)
 
-    def _attempt(self, method: str, path: str, reference: str, body: bytes | None,
-                 media_type: str | None):
+    def _attempt(self, what: str, method: str, path: str, reference: str, body: bytes | None,
+                 media_type: str | None) -> tuple[dict, bytes] | None:
         url = f"{self.base_url}/v2/{path}/manifests/{urllib.parse.quote(reference, safe=':')}"
+        headers = {"Accept": _ACCEPT, **({"Content-Type": media_type} if media_type else {})}
+        try:
+            return self._send(url, what, f"registry {self.host} unreachable", method, body,
+                              headers)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            raise RegistryError(f"{method} {url}: {err.code} {err.reason}", host=self.host,
+                                operation=what, status=err.code) from None
+
+    def _send(self, url: str, what: str, unreachable: str, method: str = "GET",
+              body: bytes | None = None, headers: dict | None = None) -> tuple[dict, bytes]:
+        """(headers, body) of one request, sent once more with credentials when the registry
+        asks for them (401) and there are some.
+
+        Raises:
+            urllib.error.HTTPError: the registry's answer, when it is not a success.
+            RegistryError: no answer came; its message starts with ``unreachable``.
+        """
         for attempt in range(2):
-            request = urllib.request.Request(url, data=body, method=method)
-            request.add_header("Accept", _ACCEPT)
-            if media_type:
-                request.add_header("Content-Type", media_type)
+            request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
             if self._token:
                 request.add_header("Authorization", self._token)
             try:
@@ -160,16 +184,16 @@ class Registry:
                                             context=self._context()) as response:
                     return dict(response.headers), response.read()
             except urllib.error.HTTPError as err:
-                if err.code == 404:
-                    return None
                 if err.code == 401 and attempt == 0:
                     self._token = self._authorize(err.headers.get("WWW-Authenticate", ""))
-                    continue
-                raise DockerError(f"{method} {url}: {err.code} {err.reason}") from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+                    if self._token:
+                        continue
+                raise
+            except _NO_ANSWER as err:
                 reason = getattr(err, "reason", err)
-                raise DockerError(f"registry {self.host} unreachable: {reason}") from None
-        raise DockerError(f"{method} {url}: unauthorized; run `docker login {self.host}`")
+                raise RegistryError(f"{unreachable}: {reason}", host=self.host, operation=what,
+                                    dropped=dropped(err)) from None
+        raise AssertionError("unreachable")
 
     def _authorize(self, challenge: str) -> str | None:
         """An Authorization header value for a Basic or Bearer challenge, or None."""

@@ -2,18 +2,20 @@
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from ...tasks.model.manifest import DEFAULT_RETRIES
 from ...tasks.model.platforms import Platform, from_oci
 from ...tasks.model.reference import locate
 from ..engine.mirrors import engine_mirrors
 from ..errors import DockerError
-from .client import Registry, connect
+from .client import DOCKER_HUB, Registry, connect
 
+T = TypeVar("T")
 UNKNOWN = "unknown"  # the registry did not answer: neither there nor missing
-DOCKER_HUB = "registry-1.docker.io"
 _WORKERS = 16
 
 
@@ -26,7 +28,7 @@ class RegistryProbe:
 
     def __init__(self, registries=(), retries: int = DEFAULT_RETRIES,
                  state_dir: Path | None = None):
-        """``state_dir``: where the engine's mirrors are remembered (builders.mirrors)."""
+        """``state_dir``: where the engine's mirrors are remembered (builders.engine.mirrors)."""
         self.registries_settings = registries
         self.retries, self.state_dir = retries, state_dir
         self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
@@ -76,6 +78,8 @@ class RegistryProbe:
         return (ref, platform) in self.platform_digests
 
     def registries(self, host: str) -> list[Registry]:
+        """Who answers for ``host``: for docker.io the declared mirrors, then the engine's
+        (builders.engine.mirrors), then Docker Hub, as the engine pulls."""
         if host != "docker.io":
             return [connect(host, self.registries_settings, self.retries)]
         if self._mirrors is None:
@@ -85,46 +89,46 @@ class RegistryProbe:
                    for m in [*declared, *self._mirrors]]
         return [*mirrors, Registry(DOCKER_HUB, retries=self.retries)]
 
-    def _head(self, ref: str) -> str | None:
+    def _first_answer(self, ref: str,
+                      ask: Callable[[Registry, str, str], T | None]) -> T | str | None:
+        """``ask(registry, path, reference)`` of each registry for ``ref``'s host in turn (mirrors
+        first): the first answer found; None when they answered without one, UNKNOWN when none
+        answered."""
         host, path, reference = locate(ref)
         answered = False
-        for registry in self.registries(host):  # mirrors first, as the engine pulls
+        for registry in self.registries(host):
             try:
-                digest = registry.head(path, reference)
+                found = ask(registry, path, reference)
             except DockerError:
                 continue
-            if digest:
-                return digest
+            if found:
+                return found
             answered = True
         return None if answered else UNKNOWN
 
+    def _head(self, ref: str) -> str | None:
+        return self._first_answer(ref, Registry.head)
+
     def _platform_digest(self, ref: str, platform: Platform) -> str | None:
         if ref not in self._documents:  # one GET per reference, however many platforms
-            self._documents[ref] = self._document(ref)
+            self._documents[ref] = self._first_answer(ref, _document)
         found = self._documents[ref]
         if not isinstance(found, tuple):
             return found
         document, digest = found
         return (pick_platform(document, platform) or digest) if document else digest
 
-    def _document(self, ref: str) -> tuple[dict | None, str] | str | None:
-        """(the manifest or index at ``ref``, its digest); None when absent, UNKNOWN when no
-        registry answered."""
-        host, path, reference = locate(ref)
-        answered = False
-        for registry in self.registries(host):
-            try:
-                found = registry.get(path, reference)
-            except DockerError:
-                continue
-            if found:
-                body, _, digest = found
-                try:
-                    return json.loads(body), digest
-                except ValueError:
-                    return None, digest
-            answered = True
-        return None if answered else UNKNOWN
+
+def _document(registry: Registry, path: str, reference: str) -> tuple[dict | None, str] | None:
+    """(the manifest or index at ``path:reference``, its digest), or None when absent."""
+    found = registry.get(path, reference)
+    if not found:
+        return None
+    body, _, digest = found
+    try:
+        return json.loads(body), digest
+    except ValueError:
+        return None, digest
 
 
 def pick_platform(document: dict, platform: Platform) -> str | None:

@@ -4,16 +4,21 @@ Every operation that talks to a registry (SDK pushes, `docker manifest` runs, th
 client's requests, buildx pushes) goes through ``retry``: a 5xx, a 429, a dropped or refused
 connection, a timeout is tried again after a doubling pause; an answer that will not change
 (401, 403, 404, 400 manifest invalid) is final at once. When the attempts run out, the error
-names the registry, the operation and the number of attempts.
+is a RegistryError naming the registry, the operation and the number of attempts.
+
+The registry client's own RegistryError says what happened in its fields. Other programs (the
+engine's push stream, the docker CLI, buildx) only say it in words, so their text is read by
+the classifiers below.
 """
 
+import http.client
 import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from ..engine.cli import say
-from ..errors import DockerError
+from ..errors import DockerError, RegistryError
 
 T = TypeVar("T")
 
@@ -48,6 +53,31 @@ def backoff(retry_number: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (retry_number - 1))
 
 
+# --- the registry client's errors: decided on their fields ------------------------------
+
+
+def retriable_status(status: int) -> bool:
+    """5xx, 429 or 408: the registry may answer differently next time."""
+    return status >= 500 or status in _RETRIABLE_STATUS
+
+
+def registry_hiccup(err: RegistryError) -> bool:
+    """A status that may change, or a connection that dropped before any answer."""
+    if err.status is not None:
+        return retriable_status(err.status)
+    return err.dropped is not None
+
+
+def registry_cause(err: RegistryError) -> str:
+    """What the registry did, in words: "answered 503 Service Unavailable", "timed out"."""
+    if err.status is not None and retriable_status(err.status):
+        return f"answered {err.status} {http.client.responses.get(err.status, '')}".rstrip()
+    return err.dropped or "failed"
+
+
+# --- other programs' errors: decided on their words -------------------------------------
+
+
 def http_status(text: str) -> tuple[int, str] | None:
     """The first HTTP status in an error text, with its reason phrase ("" when none)."""
     found = _STATUS.search(text)
@@ -57,7 +87,7 @@ def http_status(text: str) -> tuple[int, str] | None:
 def server_error(text: str) -> bool:
     """The registry answered 5xx, 429 or 408: it may answer differently next time."""
     status = http_status(text)
-    return status is not None and (status[0] >= 500 or status[0] in _RETRIABLE_STATUS)
+    return status is not None and retriable_status(status[0])
 
 
 def final_answer(text: str) -> bool:
@@ -97,6 +127,9 @@ def cause(text: str) -> str:
     return "failed"
 
 
+# --- the loop ---------------------------------------------------------------------------
+
+
 def retry(operation: Callable[[], T], what: str, host: str, retries: int, prefix: str = "",
           retriable: Callable[[str], bool] = is_retriable) -> T:
     """Run ``operation`` up to ``retries`` more times while it fails retriably.
@@ -106,26 +139,33 @@ def retry(operation: Callable[[], T], what: str, host: str, retries: int, prefix
         what: the operation as a user reads it ("push localhost:5000/app:v1-arm64").
         host: the registry it talks to, named when the attempts run out.
         retries: how many times to try again after the first attempt.
-        retriable: decides from the error's message and output whether to try again.
+        retriable: decides from another program's error message and output whether to try
+            again; a RegistryError is decided on its status instead (registry_hiccup).
     Raises:
-        DockerError: the first final failure as it was, or after the last attempt
-        ``<what>: registry <host> answered 503 Service Unavailable (4 attempts)`` with the
-        last attempt's own message and output below it.
+        DockerError: the first final failure as it was.
+        RegistryError: after the last attempt, ``<what>: registry <host> answered 503 Service
+            Unavailable (4 attempts)``, with the last attempt's own message and output below.
     """
     for attempt in range(retries + 1):
         try:
             return operation()
         except DockerError as err:
-            text = f"{err.message}\n{err.output}"
-            if not retriable(text):
+            if isinstance(err, RegistryError):
+                again, status, words = registry_hiccup(err), err.status, registry_cause(err)
+            else:
+                text = f"{err.message}\n{err.output}"
+                found = http_status(text) if server_error(text) else None
+                again, status, words = retriable(text), found and found[0], cause(text)
+            if not again:
                 raise
             if attempt == retries:
                 attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
-                err.output = f"{err.message}\n{err.output}".strip()
-                err.message = f"{what}: registry {host} {cause(text)} ({attempts})"
-                raise
+                raise RegistryError(
+                    f"{what}: registry {host} {words} ({attempts})", host=host, operation=what,
+                    status=status, dropped=None if status else words, attempts=attempt + 1,
+                    argv=err.argv, output=f"{err.message}\n{err.output}".strip()) from None
             delay = backoff(attempt + 1)
-            say(f"{prefix}{what}: registry {host} {cause(text)}; retry {attempt + 1}/{retries} "
+            say(f"{prefix}{what}: registry {host} {words}; retry {attempt + 1}/{retries} "
                 f"in {delay:g} s")
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -1,73 +1,27 @@
 """Stage one: build one platform of one image with the docker CLI (BuildKit lives there)."""
 
-import functools
-import platform as host_platform
 import re
 from pathlib import Path
 
 from ...tasks.model.manifest import Image
-from ...tasks.model.methods import ARCH_NAMESPACES
 from ...tasks.model.platforms import Platform
 from ...tasks.model.routing import LOCAL, Node, Routing
 from ..engine import nodes
-from ..engine.cli import child_env, run, say
+from ..engine.cli import run, say
+from ..engine.client import cli_env
+from ..engine.facts import engine_arch, is_emulated
 from ..errors import DockerError
 from ..registry import cache
-
-
-def build_argv(image: Image, platform: Platform, iidfile: Path) -> list[str]:
-    """The `docker build` command line for one platform, as the seed article writes it.
-
-    ``--pull`` makes every platform resolve its own base image instead of reusing the one
-    the previous platform's build left in the cache.
-    """
-    argv = ["docker", "build"]
-    if image.pull:
-        argv.append("--pull")
-    argv += ["--platform", str(platform), "-f", str(image.dockerfile_for(platform))]
-    argv += common_flags(image, [platform])
-    argv += ["--iidfile", str(iidfile)]
-    for ref in image.platform_refs(platform):
-        argv += ["-t", ref]
-    argv.append(str(image.context))
-    return argv
-
-
-def common_flags(image: Image, platforms: list[Platform]) -> list[str]:
-    """Build args, target and attestation flags, the same for `docker build` and buildx.
-
-    With ``arch: build-arg`` the seed's oldest method gets its namespace (`ARCH=arm64v8`);
-    that only works for one platform at a time.
-    """
-    flags = []
-    for name, value in image.build_args:
-        flags += ["--build-arg", f"{name}={value}"]
-    if image.method.arch == "build-arg" and len(platforms) == 1:
-        namespace = ARCH_NAMESPACES[str(platforms[0])]
-        flags += ["--build-arg", f"{image.method.arch_arg}={namespace}"]
-    if image.target:
-        flags += ["--target", image.target]
-    flags += ATTESTATION_FLAGS.get(image.method.attestations, [])
-    for secret_id, path in image.method.secrets:
-        flags += ["--secret", f"id={secret_id},src={path}"]
-    return flags
-
-
-ATTESTATION_FLAGS = {
-    "false": ["--provenance=false", "--sbom=false"],
-    "provenance": ["--provenance=true"],
-    "sbom": ["--provenance=true", "--sbom=true"],
-}
-
-
-def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
-    return state_dir / "iid" / f"{image.name}-{platform.suffix}"
-
+from .argv import build_argv
 
 # A build killed while exporting (its doit run interrupted) can leave BuildKit (containerd
 # store) a cache record whose snapshot is gone: every later build of the same inputs then fails
 # so, until a build without the cache writes the record again.
 _BROKEN_CACHE = re.compile(r"failed to commit \S+ .*snapshot \S+ does not exist")
+
+
+def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
+    return state_dir / "iid" / f"{image.name}-{platform.suffix}"
 
 
 def is_broken_cache(output: str) -> bool:
@@ -82,11 +36,11 @@ def build(image: Image, platform: Platform, state_dir: Path, node: Node = LOCAL)
     iidfile.unlink(missing_ok=True)
     argv, prefix = build_argv(image, platform, iidfile), f"[{image.name} {platform}] "
     try:
-        _run_build(argv, f"build {image.name} for {platform}", prefix, nodes.cli_env(node))
+        _run_build(argv, f"build {image.name} for {platform}", prefix, cli_env(node))
     except DockerError as err:
         raise nodes.explain_failure(err, node, f"the build of {image.name}", platform) from None
     image_id = engine_image_id(iidfile.read_text().strip(), image.platform_refs(platform)[0],
-                               nodes.cli_env(node))
+                               cli_env(node))
     return {"image_id": image_id, "source": "build",
             "emulated": is_emulated(platform, engine_arch(node)), "builder": node.name}
 
@@ -117,33 +71,6 @@ def _run_build(argv: list[str], what: str, prefix: str, env: dict) -> None:
             env=env)
 
 
-@functools.cache
-def _engine_arch(docker_host: str | None, docker_context: str | None) -> str:
-    from ..checks.doctor import host_arch  # doctor imports this module
-
-    try:
-        answer = run(["docker", "version", "--format", "{{.Server.Arch}}"], "docker version",
-                     echo=False, env={"DOCKER_HOST": docker_host,
-                                      "DOCKER_CONTEXT": docker_context}).strip()
-    except DockerError:
-        answer = ""
-    return host_arch(answer or host_platform.machine())
-
-
-def engine_arch(node: Node = LOCAL) -> str:
-    """The architecture of ``node``'s engine (amd64, arm64), asked once per process and
-    engine, and only by a build that really runs (never on the no-op path)."""
-    env = child_env(nodes.cli_env(node))
-    return _engine_arch(env.get("DOCKER_HOST"), env.get("DOCKER_CONTEXT"))
-
-
-def is_emulated(platform: Platform, arch: str) -> bool:
-    """Whether building ``platform`` on an engine of ``arch`` goes through QEMU."""
-    from ..checks.doctor import handler_for
-
-    return handler_for(platform, arch) is not None
-
-
 def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
                    use_registry_cache: bool, registries=(),
                    routing: Routing | None = None) -> dict:
@@ -155,14 +82,15 @@ def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
     engine made it.
     """
     routing = routing or Routing()
-    digest = inputs.digest(image, platform)
+    input_digest = inputs.digest(image, platform)
     if use_registry_cache:
         try:
-            reused = cache.reuse(image, platform, digest, registries)
+            reused = cache.reuse(image, platform, input_digest, registries)
         except DockerError as err:  # the cache is an optimisation; the build still works
             say(f"[{image.name} {platform}] registry cache skipped: {err.message}")
             reused = None
         if reused is not None:
-            return {**reused, "input_digest": digest, "builder": routing.node_for(platform).name}
+            return {**reused, "input_digest": input_digest,
+                    "builder": routing.node_for(platform).name}
     node = nodes.choose(routing, platform, prefix=f"[{image.name} {platform}] ")
-    return {**build(image, platform, state_dir, node), "input_digest": digest}
+    return {**build(image, platform, state_dir, node), "input_digest": input_digest}

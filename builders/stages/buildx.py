@@ -7,14 +7,16 @@ from pathlib import Path
 
 import tomli_w
 
+from ...tasks.model.files import write_atomic
 from ...tasks.model.manifest import Image
 from ...tasks.model.reference import locate
 from ...tasks.model.registries import RegistrySettings, buildkitd_config
 from ..engine.cli import run, say
+from ..engine.facts import uses_containerd_store
 from ..errors import DockerError
 from ..registry.retry import is_retriable, retry
-from . import manifest_list
-from .build import common_flags
+from . import build, manifest_list, push
+from .argv import AUTO_BUILDER, auto_builder_argv, buildx_argv
 
 # What buildx says when its builder cannot export several platforms at once: the docker
 # driver without the containerd image store (buildx 0.13 words it the first way, the seed's
@@ -30,42 +32,6 @@ ADVICE = (
 )
 
 
-def buildx_argv(image: Image, metadata_file: Path, builder: str | None = None) -> list[str]:
-    """`docker buildx build` for every platform of ``image`` at once, pushing the list."""
-    argv = ["docker", "buildx", "build"]
-    if builder:
-        argv += ["--builder", builder]
-    if image.pull:
-        argv.append("--pull")
-    argv += ["--platform", ",".join(str(p) for p in image.platforms)]
-    argv += ["-f", str(image.dockerfile)]
-    argv += common_flags(image, list(image.platforms))
-    argv += ["--metadata-file", str(metadata_file)]
-    for ref in image.refs:
-        argv += ["-t", ref]
-    if image.method.pushes:
-        argv.append("--push")
-    argv.append(str(image.context))
-    return argv
-
-
-AUTO_BUILDER = "multiarch"
-
-
-def auto_builder_argv(config: Path | None) -> list[str]:
-    """`docker buildx create` for ``builder: auto``.
-
-    `network=host`: the engine's own builder reaches registries from the host's network, and so
-    must this one, or a registry on localhost (a mirror, a self-hosted registry) is out of reach
-    from inside its container. BuildKit reads buildkitd.toml only when the builder is created.
-    """
-    argv = ["docker", "buildx", "create", "--name", AUTO_BUILDER, "--driver", "docker-container",
-            "--driver-opt", "network=host"]
-    if config is not None:
-        argv += ["--buildkitd-config", str(config)]
-    return argv
-
-
 def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
     """``builder: auto``: the engine's own builder when it can build several platforms (the
     containerd image store), else a `docker-container` builder made once, with the generated
@@ -78,7 +44,7 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
         return builder
     store = run(["docker", "info", "--format", "{{json .DriverStatus}}"], "docker info",
                 echo=False)
-    if "io.containerd.snapshotter" in store:
+    if uses_containerd_store(json.loads(store)):
         return None
     config = state_dir / "buildkitd.toml"
     made_from = state_dir / "builder-config"
@@ -96,7 +62,7 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
     if exists:
         run(["docker", "buildx", "rm", AUTO_BUILDER], f"remove the {AUTO_BUILDER} builder")
     run(argv, f"create the {AUTO_BUILDER} builder")
-    made_from.write_text(wanted)
+    write_atomic(made_from, wanted)
     return AUTO_BUILDER
 
 
@@ -150,8 +116,6 @@ def push_failed_retriably(text: str) -> bool:
 def manifest_fallback(image: Image, state_dir: Path, inputs,
                       insecure_hosts: frozenset[str] = frozenset()) -> dict:
     """The manifest strategy inline: build and push each platform, then publish the lists."""
-    from . import build, push
-
     for platform in image.platforms:
         built = build.build_or_reuse(image, platform, state_dir, inputs, False)
         push.push(image, platform, state_dir, built)
@@ -160,8 +124,7 @@ def manifest_fallback(image: Image, state_dir: Path, inputs,
 
 def write_buildkitd_toml(registries: tuple[RegistrySettings, ...], path: Path) -> dict:
     """Write buildkitd.toml (the `buildkitd` task's action); return what was written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = tomli_w.dumps(buildkitd_config(registries))
-    path.write_text(text)
+    write_atomic(path, text)
     say(f"wrote {path}")
     return {"buildkitd_toml": text}

@@ -9,7 +9,8 @@ from ...tasks.model.methods import Output
 from ...tasks.model.platforms import Platform
 from ..engine.cli import run
 from ..errors import DockerError
-from .build import common_flags
+from .argv import export_argv
+from .argv import output_flag as output_flag  # tasks.doit.exports shows it in a task's doc
 
 # What buildx 0.13's docker exporter says when asked for a tar of several platforms; the
 # oci exporter writes an index instead, and a load (no dest) works on the containerd store.
@@ -29,39 +30,6 @@ def one_per_platform(image: Image, output: Output) -> bool:
         or bool(image.method.dockerfiles)
         or image.method.arch == "build-arg"
     )
-
-
-def output_flag(output: Output, dest: Path | None) -> str:
-    """The ``--output`` value: a load into the engine when an image has no dest."""
-    if output.type in ("image", "docker") and dest is None:
-        return "type=docker"
-    if output.type == "cacheonly":
-        return "type=cacheonly"
-    return f"type={output.type},dest={dest}"
-
-
-def export_argv(image: Image, output: Output, platforms: list[Platform],
-                dest: Path | None) -> list[str]:
-    """The `docker buildx build` command line that exports ``platforms`` of ``image``.
-
-    Loads and image files (docker, oci) are named: one platform gets its per-platform
-    tags (``v1-arm64``), several get the list's tags.
-    """
-    if output.type == "registry":
-        raise ValueError(f"{image.name}: registry is pushed by the build, not exported")
-    one = len(platforms) == 1
-    dockerfile = image.dockerfile_for(platforms[0]) if one else image.dockerfile
-    argv = ["docker", "buildx", "build"]
-    if image.pull:
-        argv.append("--pull")
-    argv += ["--platform", ",".join(str(p) for p in platforms), "-f", str(dockerfile)]
-    argv += common_flags(image, list(platforms))
-    if output.type in ("image", "docker", "oci"):
-        for ref in image.platform_refs(platforms[0]) if one else image.refs:
-            argv += ["-t", ref]
-    argv += ["--output", output_flag(output, dest)]
-    argv.append(str(image.context))
-    return argv
 
 
 def file_digest(path: Path) -> str:

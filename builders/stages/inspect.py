@@ -4,10 +4,9 @@ import json
 
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import from_oci, oci_text
-from ...tasks.model.reference import locate
 from ..engine.cli import say
 from ..errors import DockerError
-from ..registry.client import connect
+from ..registry.client import repository_of
 
 FORMATS = {
     "application/vnd.oci.image.index.v1+json": "OCI index",
@@ -22,8 +21,7 @@ def describe(image: Image, registries=()) -> list[str]:
 
     Attestation entries (`unknown/unknown`) are shown but not counted as platforms.
     """
-    host, path, _ = locate(image.repository)
-    registry = connect(host, registries, image.retries)
+    registry, path = repository_of(image, registries)
     declared = {str(p) for p in image.platforms}
     lines, problems = [], []
     for tag in image.tags:

@@ -17,44 +17,18 @@ from ...tasks.model.platforms import Platform, from_oci
 from ...tasks.model.reference import locate
 from ...tasks.model.tags import platform_tag
 from ..engine.cli import run
+from ..engine.facts import is_loopback
 from ..errors import DockerError
 from ..registry.retry import is_retriable, retry
+from .argv import annotate_argv, create_argv, inspect_argv, push_argv, rm_argv
 
 _LIST_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64})\s*$", re.MULTILINE)
-_LOOPBACK = re.compile(r"(localhost|127(\.\d+){3}|\[::1\])(:\d+)?")
 
 
 def needs_insecure(repository: str, insecure_hosts: frozenset[str] = frozenset()) -> bool:
     """The CLI, unlike the engine, speaks plain HTTP only when told, even to loopback."""
     host = locate(repository)[0]
-    return bool(_LOOPBACK.fullmatch(host)) or host in insecure_hosts
-
-
-def _flag(insecure: bool) -> list[str]:
-    return ["--insecure"] if insecure else []
-
-
-def inspect_argv(ref: str, insecure: bool) -> list[str]:
-    return ["docker", "manifest", "inspect", "--verbose", *_flag(insecure), ref]
-
-
-def rm_argv(list_ref: str) -> list[str]:
-    return ["docker", "manifest", "rm", list_ref]
-
-
-def create_argv(list_ref: str, child_refs: list[str], insecure: bool) -> list[str]:
-    return ["docker", "manifest", "create", *_flag(insecure), list_ref, *child_refs]
-
-
-def annotate_argv(list_ref: str, child_ref: str, platform: Platform) -> list[str]:
-    argv = ["docker", "manifest", "annotate", "--os", platform.os, "--arch", platform.architecture]
-    if platform.variant:
-        argv += ["--variant", platform.variant]
-    return argv + [list_ref, child_ref]
-
-
-def push_argv(list_ref: str, insecure: bool) -> list[str]:
-    return ["docker", "manifest", "push", "--purge", *_flag(insecure), list_ref]
+    return is_loopback(host) or host in insecure_hosts
 
 
 def select_child(inspected: dict | list, platform: Platform, ref: str) -> dict:

@@ -7,38 +7,19 @@ from pathlib import Path
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
 from ...tasks.model.reference import locate
-from ...tasks.model.routing import LOCAL, Node, Routing
-from ..checks.preflight import explain_push_failure
-from ..engine import nodes
+from ...tasks.model.routing import Routing
+from ...tasks.model.tags import content_tag
 from ..engine.cli import say
+from ..engine.client import engine, sdk
+from ..engine.facts import insecure_hint
 from ..errors import DockerError
 from ..registry import cache
-from ..registry.client import connect
 from ..registry.retry import retry
 from . import build as build_stage
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-
-
-def engine(node: Node = LOCAL):
-    """A docker SDK client for ``node`` (by default the environment's: DOCKER_HOST), with the
-    docker config's auth.
-
-    Imported here, not at module level: ``import docker`` costs ~160 ms, and ``doit list``
-    should not pay it.
-    """
-    import docker
-    import requests
-
-    where = "the Docker engine" if node.from_environment else f"builder {node.name}"
-    try:
-        client = nodes.client(node)
-        client.ping()
-    except DockerError as err:
-        raise DockerError(f"cannot reach {where}: {err.message}") from None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
-        raise DockerError(f"cannot reach {where}: {nodes.short_reason(str(err))}") from None
-    return client
+# The engine's words when it spoke HTTPS to a registry that answers plain HTTP.
+_PLAIN_HTTP = "server gave HTTP response to HTTPS client"
 
 
 def push(image: Image, platform: Platform, state_dir: Path | None = None,
@@ -54,7 +35,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     built = built or {}
     rebuild = False
     if built.get("source") == "registry":
-        digests = _in_registry(image, platform, built, registries)
+        digests = cache.recheck(image, platform, built, registries)
         if digests is not None:
             return {"digests": digests}
         rebuild = True  # never in this engine: built here, whatever a tag here points at
@@ -66,7 +47,7 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         raise DockerError(f"{platform}: {err.message}; rerun once it is back") from None
     tags = list(image.platform_tags(platform))
     if built.get("input_digest"):
-        tags.append(cache.content_tag(built["input_digest"]))
+        tags.append(content_tag(built["input_digest"]))
     # The image the build stage made, by ID: after a killed run its `docker build` may still
     # finish and move the tag to an image of older inputs.
     local = None if rebuild else _local_image(
@@ -89,42 +70,27 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
 
 def _local_image(client, name: str):
     """The engine's image ``name`` (an ID or a reference), or None."""
-    import docker
-
     try:
         return client.images.get(name)
-    except docker.errors.NotFound:
+    except sdk().errors.NotFound:
         return None
 
 
-def _in_registry(image: Image, platform: Platform, built: dict, registries) -> dict | None:
-    """The digests of an image the build stage reused from the registry, as the registry has
-    it now: each tag where it was put, or put there again from the content tag; None when
-    the content tag is gone too."""
-    host, path, _ = locate(image.repository)
-    registry = connect(host, registries, image.retries)
-    digests = built.get("digests") or {}
-    if digests and all(registry.head(path, ref.rpartition(":")[2]) == digest
-                       for ref, digest in digests.items()):
-        return digests
-    reused = cache.reuse(image, platform, built["input_digest"], registries) \
-        if built.get("input_digest") else None
-    return reused["digests"] if reused else None
-
-
 def _push_once(client, image: Image, tag: str, ref: str, prefix: str) -> str:
-    """One `docker push` of one tag through the Engine API; its digest, or a DockerError."""
-    import docker
+    """One `docker push` of one tag through the Engine API; its digest, or a DockerError.
 
+    A plain-HTTP registry the engine speaks HTTPS to gets the daemon.json fix added.
+    """
     say(f"{prefix}$ docker push {ref}")
     try:
         stream = client.images.push(image.repository, tag=tag, stream=True, decode=True)
         return _pushed_digest(stream, ref, prefix)
-    except docker.errors.APIError as err:
+    except sdk().errors.APIError as err:
         failure = DockerError(f"push {ref} failed: {err.explanation or err}")
     except DockerError as err:
         failure = err
-    failure.message = explain_push_failure(failure.message, locate(ref)[0])
+    if _PLAIN_HTTP in failure.message:
+        failure.message = f"{failure.message}; {insecure_hint(locate(ref)[0])}"
     raise failure
 
 

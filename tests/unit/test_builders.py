@@ -11,16 +11,15 @@ from multiarch.builders.engine import cli as run_module
 from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import build as build_module
 from multiarch.builders.stages import manifest_list
-from multiarch.builders.stages.build import build_argv
-from multiarch.builders.stages.manifest_list import (
+from multiarch.builders.stages.argv import (
     annotate_argv,
+    build_argv,
     create_argv,
     inspect_argv,
-    needs_insecure,
     push_argv,
     rm_argv,
-    select_child,
 )
+from multiarch.builders.stages.manifest_list import needs_insecure, select_child
 from multiarch.tasks.model.manifest import Image
 from multiarch.tasks.model.platforms import parse_platform
 
@@ -318,7 +317,7 @@ PLATFORM_DIGEST = {"amd64": "a", "armv7": "7"}
 
 
 def fake_docker(calls: list, fail_inspect: str | None = None):
-    """A stand-in for builders.run.run answering like the docker CLI would."""
+    """A stand-in for builders.engine.cli.run answering like the docker CLI would."""
 
     def run(argv, what, prefix="", echo=True):
         calls.append(argv)
@@ -388,7 +387,7 @@ def test_docker_error_shows_the_quoted_command_and_the_last_20_output_lines():
 
 
 class FakePopen:
-    """Records how builders.run starts a process; prints two lines and exits with ``code``."""
+    """Records how builders.engine.cli.run starts a process; prints two lines, exits ``code``."""
 
     code = 0
     started: list = []

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 from multiarch.builders.checks.preflight import pushed_by_buildkit
-from multiarch.builders.stages.buildx import auto_builder_argv
+from multiarch.builders.stages.argv import auto_builder_argv
 
 CONTAINERD = {"reachable": True, "containerd_store": True}
 CLASSIC = {"reachable": True, "containerd_store": False}

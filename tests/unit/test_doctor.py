@@ -1,10 +1,11 @@
-"""builders.doctor: what the facts of a machine mean for a manifest; no engine."""
+"""builders.checks.doctor: what the facts of a machine mean for a manifest; no engine."""
 
 from pathlib import Path
 
 import pytest
 from multiarch.builders.checks import doctor
 from multiarch.builders.checks.doctor import Finding, diagnose, parse_buildx_inspect, report
+from multiarch.builders.engine.facts import binfmt_handlers, handler_for, host_arch
 from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import buildx
 from multiarch.tasks.doit import generate
@@ -99,7 +100,7 @@ def test_amd64_and_386_are_native_on_amd64_others_need_qemu():
     ("arm64", "linux/arm64", None),
 ])
 def test_handler_for_each_platform(arch, platform, handler):
-    assert doctor.handler_for(parse_platform(platform), arch) == handler
+    assert handler_for(parse_platform(platform), arch) == handler
 
 
 def test_a_missing_handler_is_an_error_with_the_fix():
@@ -267,13 +268,13 @@ def test_binfmt_handlers_reads_the_first_line(tmp_path):
     (tmp_path / "qemu-arm").write_text("disabled\ninterpreter /usr/bin/qemu-arm\n")
     (tmp_path / "register").write_text("")
     (tmp_path / "status").write_text("enabled\n")
-    assert doctor.binfmt_handlers(tmp_path) == {"qemu-aarch64": True, "qemu-arm": False}
-    assert doctor.binfmt_handlers(tmp_path / "absent") == {}
+    assert binfmt_handlers(tmp_path) == {"qemu-aarch64": True, "qemu-arm": False}
+    assert binfmt_handlers(tmp_path / "absent") == {}
 
 
 def test_host_arch_normalises_kernel_names():
-    assert doctor.host_arch("x86_64") == "amd64"
-    assert doctor.host_arch("aarch64") == "arm64"
+    assert host_arch("x86_64") == "amd64"
+    assert host_arch("aarch64") == "arm64"
 
 
 def test_doctor_raises_with_the_problem_count(monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""builders.export argv and tasks.exports task dicts, as doit loads them; no engine."""
+"""builders.stages.argv (exports) and tasks.exports task dicts, as doit loads them; no engine."""
 
 import hashlib
 from dataclasses import replace
@@ -10,6 +10,7 @@ from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
 from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import export
+from multiarch.builders.stages.argv import export_argv
 from multiarch.tasks.doit import exports, generate
 from multiarch.tasks.model.manifest import Image, Manifest
 from multiarch.tasks.model.methods import Method, Output
@@ -56,7 +57,7 @@ def test_docker_tar_of_one_platform(tmp_path):
     image = make_image(tmp_path)
     output = Output("docker", "out/demo-{arch}.tar")
     dest = tmp_path / "out" / "demo-arm64.tar"
-    assert export.export_argv(image, output, [ARM64], dest) == [
+    assert export_argv(image, output, [ARM64], dest) == [
         "docker", "buildx", "build", "--pull", "--platform", "linux/arm64",
         "-f", str(image.dockerfile), "-t", "localhost:5000/demo:v1-arm64",
         "--output", f"type=docker,dest={dest}", str(image.context),
@@ -67,7 +68,7 @@ def test_loads_name_the_list_tags_for_every_platform(tmp_path):
     image = make_image(tmp_path, pull=False, build_args=(("VERSION", "1.2"),), target="run",
                        tags=("v1", "latest"))
     for kind in ("docker", "image"):
-        assert export.export_argv(image, Output(kind), list(PLATFORMS), None) == [
+        assert export_argv(image, Output(kind), list(PLATFORMS), None) == [
             "docker", "buildx", "build", "--platform", "linux/amd64,linux/arm64,linux/arm/v7",
             "-f", str(image.dockerfile), "--build-arg", "VERSION=1.2", "--target", "run",
             "-t", "localhost:5000/demo:v1", "-t", "localhost:5000/demo:latest",
@@ -79,7 +80,7 @@ def test_loads_name_the_list_tags_for_every_platform(tmp_path):
 def test_file_exporters(tmp_path, kind, tagged):
     image = make_image(tmp_path)
     dest = tmp_path / "out" / kind
-    argv = export.export_argv(image, Output(kind, f"out/{kind}"), [AMD64, ARM64], dest)
+    argv = export_argv(image, Output(kind, f"out/{kind}"), [AMD64, ARM64], dest)
     tags = ["-t", "localhost:5000/demo:v1"] if tagged else []
     assert argv == [
         "docker", "buildx", "build", "--pull", "--platform", "linux/amd64,linux/arm64",
@@ -90,7 +91,7 @@ def test_file_exporters(tmp_path, kind, tagged):
 
 def test_cacheonly_and_attestations(tmp_path):
     image = make_image(tmp_path, method=Method(attestations="false"))
-    argv = export.export_argv(image, Output("cacheonly"), [AMD64], None)
+    argv = export_argv(image, Output("cacheonly"), [AMD64], None)
     assert argv[argv.index("--output"):] == ["--output", "type=cacheonly", str(image.context)]
     assert "--provenance=false" in argv and "-t" not in argv
 
@@ -100,7 +101,7 @@ def test_per_platform_dockerfile_and_arch_build_arg(tmp_path):
     other = image.context / "Dockerfile.arm64"
     other.write_text("FROM arm64v8/busybox:1.35\n")
     image = replace(image, method=Method(dockerfiles=((ARM64, other),), arch="build-arg"))
-    argv = export.export_argv(image, Output("tar", "x.tar"), [ARM64], tmp_path / "x.tar")
+    argv = export_argv(image, Output("tar", "x.tar"), [ARM64], tmp_path / "x.tar")
     assert argv[argv.index("-f") + 1] == str(other)
     assert "ARCH=arm64v8" in argv
     assert export.one_per_platform(image, Output("tar", "x.tar"))
@@ -108,7 +109,7 @@ def test_per_platform_dockerfile_and_arch_build_arg(tmp_path):
 
 def test_registry_is_not_an_export(tmp_path):
     with pytest.raises(ValueError, match="registry is pushed by the build"):
-        export.export_argv(make_image(tmp_path), Output("registry"), [AMD64], None)
+        export_argv(make_image(tmp_path), Output("registry"), [AMD64], None)
 
 
 def test_dest_placeholders_render_like_buildx(tmp_path):

@@ -1,5 +1,5 @@
-"""builders.retry: which registry failures are tried again, how long between, what the final
-error says. The messages are the ones the engine, the docker CLI and urllib really print."""
+"""builders.registry.retry: which registry failures are tried again, how long between, what the
+final error says. The messages are the ones the engine, the docker CLI and urllib really print."""
 
 import pytest
 from multiarch.builders.errors import DockerError

@@ -10,8 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from multiarch.builders.engine import nodes
+from multiarch.builders.engine import facts, nodes
 from multiarch.builders.engine.cli import run
+from multiarch.builders.engine.client import cli_env
 from multiarch.builders.errors import DockerError
 from multiarch.tasks.model.errors import ManifestError
 from multiarch.tasks.model.manifest import parse_manifest
@@ -115,15 +116,15 @@ def test_bad_builders_are_one_line_errors(tmp_path, builders, expected):
 
 
 def test_cli_environment_per_kind_of_node():
-    assert nodes.cli_env(Node(docker_host=NODE)) == {"DOCKER_HOST": NODE, "DOCKER_CONTEXT": None}
-    assert nodes.cli_env(Node(context="arm")) == {"DOCKER_CONTEXT": "arm", "DOCKER_HOST": None}
-    assert nodes.cli_env(LOCAL) == {}
+    assert cli_env(Node(docker_host=NODE)) == {"DOCKER_HOST": NODE, "DOCKER_CONTEXT": None}
+    assert cli_env(Node(context="arm")) == {"DOCKER_CONTEXT": "arm", "DOCKER_HOST": None}
+    assert cli_env(LOCAL) == {}
 
 
 def test_run_prints_the_environment_it_sets_and_passes_it(capsys, monkeypatch):
     monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
     output = run(["sh", "-c", 'echo "host=$DOCKER_HOST context=${DOCKER_CONTEXT-unset}"'],
-                 "env", prefix="[app linux/arm64] ", env=nodes.cli_env(Node(docker_host=NODE)))
+                 "env", prefix="[app linux/arm64] ", env=cli_env(Node(docker_host=NODE)))
     assert output == f"host={NODE} context=unset\n"
     assert capsys.readouterr().out.splitlines()[0] == (
         f"[app linux/arm64] $ DOCKER_HOST={NODE} sh -c "
@@ -200,10 +201,10 @@ def test_an_answering_node_is_used_and_the_default_is_never_pinged(answering, de
 
 
 def test_is_native_compares_the_cpu(monkeypatch):
-    monkeypatch.setattr(nodes.host_platform, "machine", lambda: "x86_64")
-    assert nodes.is_native(AMD64) and not nodes.is_native(ARM64)
-    monkeypatch.setattr(nodes.host_platform, "machine", lambda: "aarch64")
-    assert nodes.is_native(ARM64)
+    monkeypatch.setattr(facts.host_platform, "machine", lambda: "x86_64")
+    assert facts.is_native(AMD64) and not facts.is_native(ARM64)
+    monkeypatch.setattr(facts.host_platform, "machine", lambda: "aarch64")
+    assert facts.is_native(ARM64)
 
 
 LOST = ("ERROR: failed to receive status: rpc error: code = Unavailable desc = error reading "
