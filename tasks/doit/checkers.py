@@ -1,20 +1,46 @@
-"""doit uptodate checkers that ask the registry whether what a task pushed is still there."""
-
-from inspect import Parameter, Signature
-
-from doit import task as doit_task
-from doit import tools as doit_tools
+"""doit uptodate checkers: a build's inputs unchanged, and what a task pushed still there."""
 
 from ...builders.registry.probe import UNKNOWN
+from ..inputs.digests import Inputs, with_entries
+from ..model.manifest import Image
+from ..model.platforms import Platform
 
-# doit calls inspect.signature() on every uptodate callable of every task it checks: ~1,900
-# calls, ~0.1 s, on a 100-image no-op. A ready __signature__ is returned at once. doit's own
-# checkers get it too (`getargs` makes result_dep instances of its own).
-CHECKER_SIGNATURE = Signature(
-    [Parameter(name, Parameter.POSITIONAL_OR_KEYWORD) for name in ("task", "values")])
-DOIT_CHECKERS = (doit_task.result_dep, doit_tools.config_changed)
-for _checker in DOIT_CHECKERS:
-    _checker.__signature__ = CHECKER_SIGNATURE
+
+class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
+    """True while the build inputs hash as they did last time.
+
+    ``platform`` may be several platforms, for a buildx build that makes them all at once.
+    The digest is computed when doit asks, not when tasks are created, so ``doit list``
+    reads no context. It never raises: a failure to hash counts as "changed", and the
+    build then reports the real problem.
+    """
+
+    def __init__(self, image: Image, platform: Platform | tuple[Platform, ...],
+                 inputs: Inputs | None = None):
+        self.image = image
+        self.platforms = platform if isinstance(platform, tuple) else (platform,)
+        self.inputs = inputs or Inputs()
+
+    def __call__(self, task, values) -> bool:
+        try:
+            digests = [self.inputs.digest(self.image, p) for p in self.platforms]
+            parts = [self.inputs.parts(self.image, p) for p in self.platforms]
+            entries = self.inputs.context(self.image)[1]
+        except (OSError, ValueError):
+            return False
+        digest = digests[0] if len(digests) == 1 else "+".join(digests)
+
+        def save():  # once the build succeeded: what was hashed here, for `doit status`
+            for platform, part in zip(self.platforms, parts, strict=True):
+                self.inputs.record(self.image, platform, with_entries(part, entries))
+            return {"input_digest": digest}
+
+        task.value_savers.append(save)
+        return values.get("input_digest") == digest
+
+    def __repr__(self) -> str:
+        platforms = ", ".join(repr(str(p)) for p in self.platforms)
+        return f"inputs_unchanged({self.image.name!r}, {platforms})"
 
 
 class still_in_registry:  # noqa: N801 - named like doit's own checkers (config_changed)
@@ -25,8 +51,6 @@ class still_in_registry:  # noqa: N801 - named like doit's own checkers (config_
     so the task's own record stands; a tag that is gone or moved makes the task run again.
     Never raises.
     """
-
-    __signature__ = CHECKER_SIGNATURE
 
     def __init__(self, refs: tuple[str, ...], key: str, probe=None):
         self.refs = refs

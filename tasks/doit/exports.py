@@ -8,12 +8,13 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from ...builders.stages import export
-from ..inputs.digests import inputs_unchanged
 from ..model.errors import ManifestError
 from ..model.manifest import Image
 from ..model.methods import Output
 from ..model.platforms import Platform
-from .generate import Run, group, published, step
+from . import names
+from .checkers import inputs_unchanged
+from .generate import Run, bases, group, image_names, step
 
 
 def export_tasks(run: Run) -> Iterator[dict]:
@@ -25,8 +26,8 @@ def export_tasks(run: Run) -> Iterator[dict]:
     one task per platform.
     """
     manifest = run.manifest
-    names = ", ".join(image.name for image in manifest.images)
-    yield group(f"export every image's outputs: tars, OCI layouts, rootfs, loads ({names})")
+    yield group("export every image's outputs: tars, OCI layouts, rootfs, loads "
+                f"({image_names(manifest)})")
     for image in manifest.images:
         counts = Counter(output.type for output in image.method.outputs)
         seen = Counter()
@@ -36,15 +37,14 @@ def export_tasks(run: Run) -> Iterator[dict]:
                 continue
             if output.type == "image" and image.method.strategy == "manifest":
                 continue
-            name = f"{image.name}:{output.type}"
-            if counts[output.type] > 1:
-                name += f".{seen[output.type]}"
-            yield from _output_tasks(run, image, output, index, name)
+            number = seen[output.type] if counts[output.type] > 1 else None
+            yield from _output_tasks(run, image, output, index, number)
 
 
 def _output_tasks(run: Run, image: Image, output: Output, index: int,
-                  name: str) -> Iterator[dict]:
+                  number: int | None) -> Iterator[dict]:
     base = run.manifest.path.parent
+    name = names.export(image.name, output.type, number)
     if not export.one_per_platform(image, output):
         yield _task(run, image, output, name, image.platforms, output.path(base))
         return
@@ -53,32 +53,32 @@ def _output_tasks(run: Run, image: Image, output: Output, index: int,
             run.manifest.path.name, f"images.{image.name}.outputs[{index}].dest",
             f"type {output.type} writes one file per platform here; put {{arch}} or "
             f"{{platform}} in {output.dest!r}")
-        yield {"name": name, "doc": str(problem), "actions": [partial(_fail, str(problem))],
-               "verbosity": 2}
+        yield {"name": names.subtask(name), "doc": str(problem),
+               "actions": [partial(_fail, str(problem))], "verbosity": 2}
         return
     for platform in image.platforms:
-        yield _task(run, image, output, f"{name}:{platform}", (platform,),
-                    output.path(base, platform))
+        yield _task(run, image, output, names.export(image.name, output.type, number, platform),
+                    (platform,), output.path(base, platform))
 
 
 def _task(run: Run, image: Image, output: Output, name: str,
           platforms: tuple[Platform, ...], dest) -> dict:
     argv = export.export_argv(image, output, list(platforms), dest)
     task = {
-        "name": name,
+        "name": names.subtask(name),
         "doc": f"docker buildx build --platform {','.join(map(str, platforms))} "
                f"--output {export.output_flag(output, dest)}",
         "actions": [(step, [export.export, image, output, list(platforms), dest])],
         "uptodate": [inputs_unchanged(image, platforms, run.inputs),
                      config_changed({"argv": argv})],
-        "task_dep": [published(run.manifest.image(base)) for base in image.depends_on],
+        "task_dep": bases(run, image),
         "verbosity": 2,
     }
     if dest is not None:
         task["targets"] = [str(dest)]
         # doit's own clean removes files and empty folders only; a rootfs is a tree.
         task["clean"] = [(export.remove, [dest])] if output.type == "local" else True
-    return task
+    return run.recorded(task)
 
 
 def _fail(message: str) -> TaskFailed:

@@ -11,14 +11,14 @@ from doit.tools import config_changed
 from ...builders.checks import preflight
 from ...builders.errors import DockerError
 from ...builders.registry.probe import RegistryProbe
-from ..inputs.digests import Inputs, inputs_unchanged
-from ..inputs.prefetch import Prefetch
+from ..inputs.digests import Inputs
 from ..model.manifest import Image, Manifest
-from ..model.platforms import Platform
 from ..model.registries import buildkitd_config
 from ..report import status
-from .checkers import still_in_registry
+from . import names
+from .checkers import inputs_unchanged, still_in_registry
 from .later import builder
+from .state import void_record
 
 # Builders are imported when a task runs, so `doit list` and a no-op build load none of them.
 _BUILD = builder("multiarch.builders.stages.build:build_or_reuse")
@@ -36,29 +36,37 @@ class Run:
 
     Nothing here does I/O until a task is checked or run, so `doit list` stays instant.
     ``verify`` makes pushes and lists up to date only while the registry still has them.
+    ``records``: the state DB in which a task voids its record before it runs (see
+    ``recorded``); None leaves the records to doit.
     """
 
     manifest: Manifest
     inputs: Inputs
     probe: RegistryProbe
     verify: bool = True
+    records: str | None = None
 
     def in_registry(self, refs: tuple[str, ...], key: str) -> list[still_in_registry]:
         """The registry-backed uptodate check of ``refs``, or none with `verify=0` (where it
         would answer True: 500 calls doit need not make on a 100-image no-op)."""
         return [still_in_registry(refs, key, self.probe)] if self.verify else []
 
+    def recorded(self, task: dict) -> dict:
+        """``task`` with a first action that voids its record in doit's state
+        (state.void_record), for a task whose record says when it is up to date: one stopped
+        half-way is then never taken for its earlier, finished self."""
+        if self.records is not None:
+            task["actions"] = [(void_record, [self.records]), *task["actions"]]
+        return task
+
     @classmethod
-    def of(cls, manifest: Manifest, verify: bool = True,
-           prefetched: Prefetch | None = None) -> "Run":
-        """``prefetched``: contexts and bases being fetched ahead (tasks.prefetch), for a run
-        that will check tasks."""
-        probe = RegistryProbe(manifest.registries, manifest.retries, manifest.state_dir)
+    def of(cls, manifest: Manifest, verify: bool = True, records: str | None = None) -> "Run":
+        probe = RegistryProbe(manifest.registries, manifest.retries)
         for image in manifest.images:
             probe.expect(image.refs)
             for platform in image.platforms:
                 probe.expect(image.platform_refs(platform))
-        return cls(manifest, Inputs(manifest, probe, prefetched=prefetched), probe, verify)
+        return cls(manifest, Inputs(manifest, probe), probe, verify, records)
 
 
 def _manifest_strategy(manifest: Manifest) -> list[Image]:
@@ -66,15 +74,16 @@ def _manifest_strategy(manifest: Manifest) -> list[Image]:
 
 
 def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
-    """Run a builder (a tasks.later.builder: imported now, not at task creation); a DockerError
-    becomes doit's TaskFailed, shown without a traceback."""
+    """Run a builder (a tasks.doit.later.builder: imported now, not at task creation); a
+    DockerError becomes doit's TaskFailed, shown without a traceback."""
     try:
         return action(*args, **kwargs)
     except DockerError as err:
         return TaskFailed(str(err))
 
 
-def _names(manifest: Manifest) -> str:
+def image_names(manifest: Manifest) -> str:
+    """"demo, web": the images a group task's doc names."""
     return ", ".join(image.name for image in manifest.images)
 
 
@@ -84,18 +93,10 @@ def group(doc: str) -> dict:
     return {"name": None, "doc": doc, "uptodate": [True]}
 
 
-def _platform_task(image: Image, platform: Platform) -> str:
-    return f"{image.name}:{platform}"
-
-
-def published(image: Image) -> str:
-    """The task after which ``image``'s lists are in the registry (what dependents wait for)."""
-    return f"build:{image.name}" if image.method.strategy == "buildx" else f"manifest:{image.name}"
-
-
-def _bases(run: Run, image: Image) -> list[str]:
-    # A base is pulled from the registry (--pull), so its list must be there first.
-    return [published(run.manifest.image(base)) for base in image.depends_on]
+def bases(run: Run, image: Image) -> list[str]:
+    """The tasks that publish the images ``image`` is built FROM: a base is pulled from the
+    registry (--pull), so its list must be there first."""
+    return [names.published(run.manifest.image(base)) for base in image.depends_on]
 
 
 def build_tasks(run: Run) -> Iterator[dict]:
@@ -105,31 +106,31 @@ def build_tasks(run: Run) -> Iterator[dict]:
     Either way it ends by inspecting the lists it published.
     """
     manifest = run.manifest
-    yield group(f"build, push and list every image ({_names(manifest)})")
+    yield group(f"build, push and list every image ({image_names(manifest)})")
     for image in manifest.images:
         if image.method.strategy == "buildx":
             yield _buildx_task(run, image)
             continue
-        yield {
+        yield run.recorded({
             "name": image.name,
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
             "actions": [(step, [_INSPECT, image, run.manifest.registries])],
-            "uptodate": [result_dep(f"manifest:{image.name}"),
+            "uptodate": [result_dep(names.manifest(image.name)),
                          *run.in_registry(image.refs, "lists")],
             "verbosity": 2,
-        }
+        })
         for platform in image.platforms:
-            yield {
-                "name": _platform_task(image, platform),
+            yield run.recorded({
+                "name": names.subtask(names.build(image.name, platform)),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [_BUILD, image, platform, manifest.state_dir,
                                     run.inputs, manifest.cache == "registry",
                                     manifest.registries, manifest.routing])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
-                "task_dep": _bases(run, image),
+                "task_dep": bases(run, image),
                 "setup": ["registries"],
                 "verbosity": 2,
-            }
+            })
 
 
 def _buildx_task(run: Run, image: Image) -> dict:
@@ -138,7 +139,7 @@ def _buildx_task(run: Run, image: Image) -> dict:
     if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
         fallback = partial(_FALLBACK, image, state_dir, run.inputs, run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
-    return {
+    return run.recorded({
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
         "actions": [(step, [_BUILDX, image, state_dir, run.manifest.builder,
@@ -146,16 +147,16 @@ def _buildx_task(run: Run, image: Image) -> dict:
                     (step, [_INSPECT, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
                      *run.in_registry(image.refs, "lists")],
-        "task_dep": _bases(run, image)
+        "task_dep": bases(run, image)
         + (["buildkitd"] if run.manifest.builder == "auto" else []),
         "setup": ["registries"],
         "verbosity": 2,
-    }
+    })
 
 
 def inspect_tasks(run: Run) -> Iterator[dict]:
     """`inspect:<image>`: print each list like `docker manifest inspect --verbose`, and check it."""
-    yield group(f"print and check every published list ({_names(run.manifest)})")
+    yield group(f"print and check every published list ({image_names(run.manifest)})")
     for image in run.manifest.images:
         yield {
             "name": image.name,
@@ -169,12 +170,12 @@ def inspect_tasks(run: Run) -> Iterator[dict]:
 def push_tasks(run: Run) -> Iterator[dict]:
     """`push:<image>:<platform>` pushes that platform's tags once its image ID changed."""
     manifest = run.manifest
-    yield group(f"push every per-platform image ({_names(manifest)})")
+    yield group(f"push every per-platform image ({image_names(manifest)})")
     for image in _manifest_strategy(manifest):
         for platform in image.platforms:
-            built = f"build:{_platform_task(image, platform)}"
-            yield {
-                "name": _platform_task(image, platform),
+            built = names.build(image.name, platform)
+            yield run.recorded({
+                "name": names.subtask(names.push(image.name, platform)),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
                 "actions": [(step, [_PUSH, image, platform, manifest.state_dir],
                              {"routing": manifest.routing,
@@ -184,17 +185,17 @@ def push_tasks(run: Run) -> Iterator[dict]:
                 "uptodate": [result_dep(built),
                              *run.in_registry(image.platform_refs(platform), "digests")],
                 "verbosity": 2,
-            }
+            })
 
 
 def manifest_tasks(run: Run) -> Iterator[dict]:
     """`manifest:<image>` creates and pushes the list once every platform is pushed."""
     manifest = run.manifest
-    yield group(f"create and push every manifest list ({_names(manifest)})")
+    yield group(f"create and push every manifest list ({image_names(manifest)})")
     for image in _manifest_strategy(manifest):
-        pushes = [f"push:{_platform_task(image, platform)}" for platform in image.platforms]
+        pushes = [names.push(image.name, platform) for platform in image.platforms]
         shape = {"refs": list(image.refs), "platforms": [str(p) for p in image.platforms]}
-        yield {
+        yield run.recorded({
             "name": image.name,
             "doc": f"docker manifest create/push {', '.join(image.refs)}",
             "actions": [(step, [_PUBLISH, image, manifest.insecure_hosts])],
@@ -204,7 +205,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
                 *run.in_registry(image.refs, "lists"),
             ],
             "verbosity": 2,
-        }
+        })
 
 
 def doctor_task(run: Run) -> dict:
@@ -241,11 +242,11 @@ def registries_task(run: Run) -> dict:
 def buildkitd_task(run: Run) -> dict:
     """`buildkitd`: BuildKit's registry settings, rewritten only when `registries:` changes."""
     path = run.manifest.state_dir / "buildkitd.toml"
-    return {
+    return run.recorded({
         "doc": f"write {path.name} for buildx builders from the registries section",
         "actions": [(_BUILDKITD, [run.manifest.registries, path])],
         "targets": [str(path)],
         "uptodate": [config_changed(buildkitd_config(run.manifest.registries))],
         "clean": True,
         "verbosity": 2,
-    }
+    })

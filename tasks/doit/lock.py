@@ -1,8 +1,9 @@
 """One doit run at a time per workspace: an flock on `.multiarch/lock`, held until exit.
 
-Taken when dodo.py loads, before doit reads its state database or checks any task, so a
-second `doit build` started meanwhile waits, then decides what is up to date from what the
-first one left (its database written, its tags pushed) instead of from stale state.
+Taken by the session dodo.py opens, before doit reads its state database or checks any
+task, so a second `doit build` started meanwhile waits, then decides what is up to date
+from what the first one left (its database written, its tags pushed) instead of from stale
+state.
 """
 
 import contextlib
@@ -13,19 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import cmdline
-
 # doit commands that only read: they never wait for a running build.
 READ_ONLY = frozenset({"list", "info", "dumpdb", "help", "tabcompletion"})
 _held: dict[Path, int] = {}  # lock path → open descriptor, for the life of the process
 
 
-def hold_for_command(state_dir: Path, argv: list[str] | None = None) -> bool:
-    """Take the workspace lock unless this doit command only reads (`list`, `info`, ...);
+def hold_for_command(state_dir: Path, command: str) -> bool:
+    """Take the workspace lock unless the doit ``command`` only reads (`list`, `info`, ...);
     True if another run had it first (see ``hold``)."""
-    if cmdline.command(sys.argv[1:] if argv is None else argv) not in READ_ONLY:
-        return hold(state_dir)
-    return False
+    return hold(state_dir) if command not in READ_ONLY else False
 
 
 def hold(state_dir: Path) -> bool:
@@ -63,6 +60,8 @@ def hold(state_dir: Path) -> bool:
     with contextlib.suppress(OSError):  # who holds it is for the message only
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
+    if not _held:  # the first lock this process takes
+        os.register_at_fork(after_in_child=_close_in_child)
     _held[path] = fd
     return waited
 
@@ -74,9 +73,6 @@ def _close_in_child() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     _held.clear()
-
-
-os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _holder(fd: int) -> str:

@@ -1,15 +1,62 @@
-"""Find the multiarch.yaml a doit run means, and load it or stop with one line."""
+"""A doit run's session, opened by dodo.py in one call: the manifest, the workspace lock,
+SIGTERM as Ctrl-C, a killed run's builds stopped, and the state backend checked."""
 
-import atexit
-import gc
+import contextlib
+import importlib.metadata
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import NoReturn
+
+from doit import get_var, loader
 
 from ..model.errors import ManifestError
 from ..model.manifest import Manifest, load_manifest
+from . import cmdline, lock, state
+from .generate import Run
 
 DEFAULT_MANIFEST = "multiarch.yaml"
+DISTRIBUTION = "multiarch"  # the installed project, whose entry points name the backend
+
+
+def open(dodo_dir: str, argv: list[str] | None = None) -> Run:
+    """What dodo.py needs for this doit run, and the run's side effects, in order.
+
+    The command line (``argv``, by default sys.argv's) is read once: every command but the
+    read-only ones (`list`, `info`, ...) waits for the workspace lock; a command that runs
+    tasks turns SIGTERM into Ctrl-C and first stops the docker builds a killed run left.
+    Exits with one line when the manifest is wrong or the state backend is not installed.
+    """
+    line = cmdline.read(sys.argv[1:] if argv is None else argv)
+    invoked_in = loader.initial_workdir or os.getcwd()
+    manifest = load_or_exit(manifest_path(get_var("manifest"), invoked_in, dodo_dir), invoked_in)
+    records = _records(line, manifest)
+    lock.hold_for_command(manifest.state_dir, line.command)
+    if line.command == "run":
+        interrupt_on_sigterm()
+        stop_leftover_builds(manifest.state_dir)
+    verify = get_var("verify", "1") not in ("0", "false", "no")
+    return Run.of(manifest, verify=verify, records=records)
+
+
+def _records(line: cmdline.CommandLine, manifest: Manifest) -> str | None:
+    """The state DB whose records the tasks void before they run (state.void_record): the
+    file our backend keeps, or None under a backend the user chose (`--backend json`)."""
+    if (line.backend or state.BACKEND) != state.BACKEND:
+        return None
+    try:
+        points = importlib.metadata.distribution(DISTRIBUTION).entry_points
+    except importlib.metadata.PackageNotFoundError:
+        points = ()
+    if not [point for point in points
+            if point.group == "doit.BACKEND" and point.name == state.BACKEND]:
+        _exit(f"doit's state backend {state.BACKEND!r} is not installed (an entry point of "
+              f"the {DISTRIBUTION} project): run `pip install -e .` in the project, or pass "
+              "--backend sqlite3")
+    return os.path.abspath(line.dep_file or state.db_path(manifest.state_dir))
 
 
 def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
@@ -35,24 +82,92 @@ def shown_path(path: str, invoked_in: str) -> str:
 
 
 def load_or_exit(path: str, invoked_in: str) -> Manifest:
-    """Load the manifest; on a problem print `file: key: message` and exit 2, no traceback."""
+    """Load the manifest; on a problem print `file: key: message` and exit 2, no traceback.
+
+    Read with libyaml where PyYAML has it (``quick``); a manifest that fails is read again
+    by the pure-Python parser, whose words for invalid YAML are the ones we show.
+    """
+    shown = shown_path(path, invoked_in)
     try:
-        manifest = load_manifest(path, shown_path(path, invoked_in))
+        try:
+            manifest = load_manifest(path, shown, quick=True)
+        except ManifestError:
+            manifest = load_manifest(path, shown)
     except ManifestError as err:
-        print(f"multiarch: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit(str(err))
     Path(manifest.state_dir).mkdir(exist_ok=True)
     return manifest
 
 
-def settle() -> None:
-    """Move what is loaded so far (modules, the manifest) out of the cyclic GC's sight.
+def _exit(message: str) -> NoReturn:
+    print(f"multiarch: {message}", file=sys.stderr)
+    raise SystemExit(2) from None
 
-    It lives as long as the run; without this a no-op build's one full collection walks it
-    all again (~15-25 ms of a ~300 ms run). At exit the rest is frozen too: the interpreter's
-    last collection would walk the run's doit tasks and checkers (~30,000 objects on a
-    100-image no-op, ~8 ms) only to free memory that exiting frees anyway. Nothing of ours
-    needs a finalizer then: files are written under ``with``, doit closes its database.
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt, so doit stops as on Ctrl-C and keeps what finished.
+
+    Only the main thread may set a handler; elsewhere (doit driven from a thread) nothing changes.
+    A worker forked by `doit -P process` gets SIGTERM's default back: doit terminates its
+    workers with SIGTERM and means them to stop, not to unwind like the run itself.
     """
-    gc.freeze()
-    atexit.register(gc.freeze)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        os.register_at_fork(after_in_child=_default_sigterm)
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def leftover_builds(state_dir: Path) -> list[int]:
+    """Docker CLI processes whose command line names a file in ``state_dir`` (`--iidfile`,
+    `--metadata-file`): with the workspace lock held, only a killed run can have left them."""
+    prefix = (str(state_dir) + os.sep).encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]).startswith(b"docker") and any(
+                arg.startswith(prefix) for arg in argv[1:]):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftover_builds(state_dir: Path, timeout: float = 10.0) -> list[int]:
+    """Stop the `docker build`s a killed run left behind, before this run builds again.
+
+    They would race this run's identical builds in BuildKit (which can fail one with
+    "snapshot ... does not exist") and could tag an older image after this run's. SIGTERM
+    makes the CLI cancel its build; what still runs after ``timeout`` s gets SIGKILL. Only
+    on Linux (/proc). Returns the pids stopped.
+    """
+    if not os.path.isdir("/proc"):
+        return []
+    stopped = pids = leftover_builds(state_dir)
+    if stopped:
+        sys.stderr.write(f"multiarch: stopping {len(stopped)} docker processes a killed run "
+                         f"left (pids {', '.join(map(str, stopped))})\n")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = [pid for pid in pids if _alive(pid)]
+        if not pids:
+            break
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that may never reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -1,43 +1,37 @@
 """Input digests: what a per-platform build depends on, hashed, so doit can skip it."""
 
-import contextlib
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 
-from ..doit.checkers import CHECKER_SIGNATURE
+from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
-from .prefetch import Context, Prefetch, outside_bases, unpack, walk
-from .walk import digest_entries
+from .walk import digest_entries, walk
+
+Context = tuple[str, dict[str, str]]  # a context's digest and its entries
 
 
 class Inputs:
     """The inputs of every build of one manifest, for one doit run.
 
     Memoised, so a context is walked once per run however many platforms and dependents
-    ask; a tasks.prefetch.Prefetch may have walked it already, in a child.
-    ``probe`` (a builders.probe.RegistryProbe) resolves outside base images for images with
-    ``pull: true``, so a re-pushed base rebuilds what uses it; without one, bases are taken
-    as they were.
+    ask. ``probe`` (a builders.registry.probe.RegistryProbe) resolves outside base images
+    for images with ``pull: true``, so a re-pushed base rebuilds what uses it; without one,
+    bases are taken as they were.
     """
 
-    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = (),
-                 prefetched: Prefetch | None = None):
+    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = ()):
         self.manifest = manifest
         self.probe = probe
         self.skip = (*skip, manifest.state_dir) if manifest else skip
         self.state_dir = manifest.state_dir if manifest else None
-        self.prefetch = prefetched
-        self._learned = False  # the prefetch's base digests handed to the probe
         self._contexts: dict[str, Context] = {}
         self._files: dict[Path, str] = {}
         self._parts: dict[tuple[str, Platform], dict] = {}
         self._digests: dict[tuple[str, Platform], str] = {}
         self._lock = threading.RLock()
-        self._asking: threading.Thread | None = None
 
     def __getstate__(self) -> dict:
         """What `doit -P process` sends a worker (spawn/forkserver pickle every task's
@@ -51,7 +45,7 @@ class Inputs:
     def breakdown(self, image: Image, platform: Platform) -> dict:
         """Every input of one build, by name; the digest is taken over this, with the
         context's entries replaced by their digest."""
-        return with_entries(self.parts(image, platform), self.entries(image))
+        return with_entries(self.parts(image, platform), self.context(image)[1])
 
     def parts(self, image: Image, platform: Platform) -> dict:
         """The breakdown without the context: memoised per run, so the caller must not
@@ -79,40 +73,9 @@ class Inputs:
                 for name in image.depends_on
             }
         if self.probe is not None and image.pull and image.base_images:
-            parts["base_images"] = self._base_images(image, platform)
+            parts["base_images"] = {ref: self.probe.platform_digest(ref, platform)
+                                    for ref in image.base_images}
         return parts
-
-    def _base_images(self, image: Image, platform: Platform) -> dict[str, str | None]:
-        """What each outside base of ``image`` points at for ``platform``, from the probe.
-
-        The prefetch child's answers are taken first. Whatever is still unknown then: the
-        first call asks about every outside base of the manifest on a thread and walks the
-        contexts of the next images meanwhile (the registry, or the engine's ``/info`` for
-        its mirrors when they are not remembered, can take tens of ms).
-        """
-        if self.prefetch is not None and not self._learned:
-            self._learned = True
-            self.probe.learn(self.prefetch.base_digests())
-        known = all(self.probe.knows(ref, platform) for ref in image.base_images)
-        if not known and self._asking is None and self.manifest is not None:
-            self._asking = threading.Thread(
-                target=self._ask, args=(outside_bases(self.manifest.images),),
-                daemon=True)
-            self._asking.start()
-            for other in self.manifest.images:
-                if not self._asking.is_alive():
-                    break
-                if other.name not in self._contexts:
-                    with contextlib.suppress(OSError, ValueError):  # raised again when checked
-                        self.context(other)
-        return {ref: self.probe.platform_digest(ref, platform) for ref in image.base_images}
-
-    def _ask(self, wanted: list[tuple[str, Platform]]) -> None:
-        for ref, platform in wanted:
-            try:
-                self.probe.platform_digest(ref, platform)
-            except Exception:  # noqa: BLE001 - the check asks again and reports it there
-                return
 
     def digest(self, image: Image, platform: Platform) -> str:
         """The digest a per-platform build is cached under: same digest, same image."""
@@ -125,29 +88,13 @@ class Inputs:
                 self._digests[key] = "sha256:" + hashlib.sha256(encoded).hexdigest()
             return self._digests[key]
 
-    def entries(self, image: Image) -> dict[str, str]:
-        """What the build of ``image`` sends (tasks.context.context_entries), once per run."""
-        with self._lock:
-            digest, entries = self.context(image)
-            if isinstance(entries, bytes):
-                entries = unpack(entries)
-                if entries is None:  # not what the child dumped: walk here
-                    entries = walk(image, self.state_dir, self.skip)
-                    digest = digest_entries(entries)
-                self._contexts[image.name] = (digest, entries)
-            return entries
-
     def context(self, image: Image) -> Context:
-        """(digest, entries) of an image's context, walked once per run (not once per
-        platform), by the prefetch child if it did; the entries may still be the child's
-        marshal dump (prefetch.unpack)."""
+        """(digest, entries) of what the build of ``image`` sends (tasks.inputs.walk), walked
+        once per run, not once per platform."""
         with self._lock:
             if image.name not in self._contexts:
-                found = self.prefetch.context(image, self.skip) if self.prefetch else None
-                if found is None:
-                    entries = walk(image, self.state_dir, self.skip)
-                    found = (digest_entries(entries), entries)
-                self._contexts[image.name] = found
+                entries = walk(image, self.state_dir, self.skip)
+                self._contexts[image.name] = (digest_entries(entries), entries)
             return self._contexts[image.name]
 
     def _file_hash(self, path: Path) -> str:
@@ -172,14 +119,11 @@ class Inputs:
         """Keep what a successful build was made of, for `status` to compare against.
 
         Called by doit only once the build succeeded (a value saver); written whole or not
-        at all (a temporary file renamed), so a killed run leaves the previous record.
+        at all, so a killed run leaves the previous record.
         """
         path = self.record_path(image, platform)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(breakdown, sort_keys=True))
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(breakdown, sort_keys=True))
 
     def recorded(self, image: Image, platform: Platform) -> dict | None:
         path = self.record_path(image, platform)
@@ -189,9 +133,9 @@ class Inputs:
             return None
 
 
-def with_entries(parts: dict, entries: dict[str, str] | bytes) -> dict:
+def with_entries(parts: dict, entries: dict[str, str]) -> dict:
     """A build's breakdown: its ``parts`` (Inputs.parts) and its context's entries."""
-    return {**parts, "context": unpack(entries)}
+    return {**parts, "context": entries}
 
 
 def input_digest(
@@ -199,74 +143,3 @@ def input_digest(
 ) -> str:
     """One build's input digest, outside a run (tests, tools)."""
     return Inputs(manifest, skip=skip).digest(image, platform)
-
-
-def explain(before: dict | None, after: dict) -> list[str]:
-    """Why a build is not up to date: what differs between two breakdowns, most telling first."""
-    if before is None:
-        return ["never built here"]
-    reasons = []
-    if before.get("dockerfile") != after["dockerfile"]:
-        reasons.append("Dockerfile changed")
-    old, new = before.get("context", {}), after["context"]
-    changed = sorted(path for path in new if path in old and old[path] != new[path])
-    added = sorted(set(new) - set(old))
-    removed = sorted(set(old) - set(new))
-    for label, paths in (("changed", changed), ("added", added), ("removed", removed)):
-        if paths:
-            more = f" (+{len(paths) - 3} more)" if len(paths) > 3 else ""
-            reasons.append(f"{label}: {', '.join(paths[:3])}{more}")
-    old_args, new_args = before.get("build_args", {}), after["build_args"]
-    for name in sorted(set(old_args) | set(new_args)):
-        if old_args.get(name) != new_args.get(name):
-            reasons.append(f"build arg {name} changed")
-    for key in ("target", "platform", "tags", "repository"):
-        if before.get(key) != after.get(key):
-            reasons.append(f"{key} changed")
-    for name, digest in after.get("bases", {}).items():
-        if before.get("bases", {}).get(name) != digest:
-            reasons.append(f"base image {name} changed")
-    for ref, digest in after.get("base_images", {}).items():
-        if before.get("base_images", {}).get(ref) != digest:
-            reasons.append(f"{ref} now points at {str(digest)[:19]}")
-    return reasons or ["inputs unchanged; not yet recorded as done"]
-
-
-class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
-    """doit uptodate checker: True while the build inputs hash as they did last time.
-
-    ``platform`` may be several platforms, for a buildx build that makes them all at once.
-    The digest is computed when doit asks, not when tasks are created, so ``doit list``
-    reads no context. It never raises: a failure to hash counts as "changed", and the
-    build then reports the real problem.
-    """
-
-    __signature__ = CHECKER_SIGNATURE
-
-    def __init__(self, image: Image, platform: Platform | tuple[Platform, ...],
-                 inputs: Inputs | None = None):
-        self.image = image
-        self.platforms = platform if isinstance(platform, tuple) else (platform,)
-        self.inputs = inputs or Inputs()
-
-    def __call__(self, task, values) -> bool:
-        try:
-            digests = [self.inputs.digest(self.image, p) for p in self.platforms]
-            parts = [self.inputs.parts(self.image, p) for p in self.platforms]
-            entries = self.inputs.context(self.image)[1]
-        except (OSError, ValueError):
-            return False
-        digest = digests[0] if len(digests) == 1 else "+".join(digests)
-
-        def save():
-            # what was hashed here, loaded only now: a no-op never needs the entries
-            for platform, part in zip(self.platforms, parts, strict=True):
-                self.inputs.record(self.image, platform, with_entries(part, entries))
-            return {"input_digest": digest}
-
-        task.value_savers.append(save)
-        return values.get("input_digest") == digest
-
-    def __repr__(self) -> str:
-        platforms = ", ".join(repr(str(p)) for p in self.platforms)
-        return f"inputs_unchanged({self.image.name!r}, {platforms})"

@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..doit import names
 from ..model.manifest import Image, Manifest
 
 # A platform's state, best news last; also the order of the summary's counts.
@@ -38,20 +39,6 @@ class TaskRun:
         return max(0.0, self.end - self.start)
 
 
-def task_kind(name: str) -> tuple[str, str | None, str | None]:
-    """(kind, image, platform) of a task name: `build:demo:linux/arm64` is a "build" of one
-    platform, `build:demo` the "image" chain, `push:…`, `manifest:demo`; anything else is
-    its own kind (registries, export, inspect, …)."""
-    parts = name.split(":", 2)
-    if parts[0] in ("build", "push") and len(parts) == 3:
-        return parts[0], parts[1], parts[2]
-    if parts[0] == "build" and len(parts) == 2:
-        return "image", parts[1], None
-    if parts[0] == "manifest" and len(parts) == 2:
-        return "manifest", parts[1], None
-    return parts[0], parts[1] if len(parts) > 1 else None, None
-
-
 def task_state(run: TaskRun | None, strategy: str = "manifest",
                built: TaskRun | None = None) -> str:
     """What one task's outcome means for the image: a build served by its content tag is
@@ -62,7 +49,7 @@ def task_state(run: TaskRun | None, strategy: str = "manifest",
         return "not run"
     if run.outcome in ("failed", "up to date"):
         return run.outcome
-    kind = task_kind(run.name)[0]
+    kind = names.kind(run.name)[0]
     if kind == "build":
         return "cached" if run.values.get("source") == "registry" else "built"
     if kind == "push" and built is not None and task_state(built) == "cached":
@@ -112,14 +99,14 @@ def platform_entry(image: Image, platform, runs: dict[str, TaskRun], builder: st
     """A cell: state, digests, builder, QEMU and timing of one platform of one image."""
     strategy = image.method.strategy
     if strategy == "buildx":
-        build, push = runs.get(f"build:{image.name}"), None
+        build, push = runs.get(names.build(image.name)), None
     else:
-        build = runs.get(f"build:{image.name}:{platform}")
-        push = runs.get(f"push:{image.name}:{platform}")
+        build = runs.get(names.build(image.name, platform))
+        push = runs.get(names.push(image.name, platform))
     built = build.values if build else {}
     tags = (push.values if push else {}).get("digests") or built.get("digests") or {}
-    children = runs[f"manifest:{image.name}"].values.get("children", {}) \
-        if f"manifest:{image.name}" in runs else {}
+    listed = runs.get(names.manifest(image.name))
+    children = listed.values.get("children", {}) if listed else {}
     refs = image.platform_refs(platform)
     ran = [run.duration for run in (build, push) if run and run.duration is not None]
     return {
@@ -139,8 +126,7 @@ def platform_entry(image: Image, platform, runs: dict[str, TaskRun], builder: st
 
 
 def image_entry(image: Image, runs: dict[str, TaskRun], builder: str) -> dict:
-    publisher = runs.get(f"build:{image.name}" if image.method.strategy == "buildx"
-                         else f"manifest:{image.name}")
+    publisher = runs.get(names.published(image))
     return {
         "name": image.name,
         "repository": image.repository,
@@ -154,9 +140,9 @@ def image_entry(image: Image, runs: dict[str, TaskRun], builder: str) -> dict:
 def task_entry(run: TaskRun, runs: dict[str, TaskRun], builders: dict[tuple[str, str], str],
                builder: str, strategies: dict[str, str]) -> dict:
     """One task of the timeline; a push or list runs on the engine its build ran on."""
-    kind, image, platform = task_kind(run.name)
+    kind, image, platform = names.kind(run.name)
     own = run.values.get("builder") or builders.get((image, platform)) or builder
-    built = runs.get(f"build:{image}:{platform}") if kind == "push" else None
+    built = runs.get(names.build(image, platform)) if kind == names.PUSH else None
     return {
         "name": run.name, "kind": kind, "image": image, "platform": platform,
         "state": task_state(run, strategies.get(image, "manifest"), built),
@@ -210,4 +196,5 @@ def summary(images: list[dict], tasks: list[dict]) -> dict:
 def runs_anything(runs: dict[str, TaskRun]) -> bool:
     """Whether the run touched a build, push or list: `doit doctor` or `doit status` alone
     keep the last build's report."""
-    return any(task_kind(name)[0] in ("build", "push", "manifest", "image") for name in runs)
+    return any(names.kind(name)[0] in (names.BUILD, names.PUSH, names.MANIFEST, names.IMAGE)
+               for name in runs)

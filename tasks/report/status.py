@@ -4,7 +4,8 @@ import contextlib
 
 from ...builders.engine.cli import say
 from ...builders.registry.probe import UNKNOWN
-from ..inputs.digests import Inputs, explain
+from ..inputs.digests import Inputs
+from ..inputs.explain import explain
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
 from ..model.tags import content_tag

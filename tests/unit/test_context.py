@@ -1,18 +1,24 @@
-"""Tests for tasks.context: .dockerignore matching, the sent file set, and context digests."""
+"""tasks.inputs.dockerignore and tasks.inputs.walk: .dockerignore matching, the sent file set,
+and context digests."""
 
 import os
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from multiarch.tasks.inputs import digests
+from multiarch.tasks.inputs.dockerignore import PatternMatcher, _clean, _compile, read_ignore_file
 from multiarch.tasks.inputs.walk import (
-    PatternMatcher,
     StatCache,
-    _clean,
-    _compile,
     context_digest,
-    read_ignore_file,
+    context_entries,
     sent_files,
+    stat_cache_path,
+    walk,
 )
+
+from tests.unit.test_generate import ARM64, PLATFORMS, make_image, make_manifest
 
 # Tables ported from github.com/moby/patternmatcher, patternmatcher_test.go (Linux rows).
 FAIL, EXACT, INEXACT = "fail", "exact", "inexact"
@@ -105,8 +111,8 @@ def walker_matches(matcher: PatternMatcher, text: str) -> bool:
     if _clean(parent) != ".":
         dirs = _clean(parent).split("/")
         for depth in range(len(dirs)):
-            parents = matcher._matches("/".join(dirs[: depth + 1]), parents)[1]
-    return matcher._matches(text, parents)[0]
+            parents = matcher.matches_using_parents("/".join(dirs[: depth + 1]), parents)[1]
+    return matcher.matches_using_parents(text, parents)[0]
 
 
 @pytest.mark.parametrize(("pattern", "text", "expected"), MATCHES)
@@ -114,7 +120,8 @@ def test_matches_table(pattern, text, expected):
     matcher = PatternMatcher([pattern])
     assert matcher.patterns[0].match(text) == (expected == EXACT)  # MatchesExact
     assert matcher.matches(text) == (expected != FAIL)  # MatchesOrParentMatches
-    assert matcher._matches(text, [])[0] == (expected != FAIL)  # ...UsingParentResultsNoContext
+    # MatchesUsingParentResultsNoContext
+    assert matcher.matches_using_parents(text, [])[0] == (expected != FAIL)
     assert walker_matches(matcher, text) == (expected != FAIL)  # ...UsingParentResults
 
 
@@ -355,3 +362,28 @@ def test_save_into_unwritable_place_is_skipped(tmp_path):
     StatCache(folder / "cache.json").save()  # read-only for non-root users; must not raise
     folder.chmod(0o755)
     assert blocker.read_text() == "x"
+
+
+def test_walk_keeps_each_images_stat_cache_in_the_state_folder(tmp_path):
+    image, state_dir = make_image(tmp_path), tmp_path / ".multiarch"
+    for path in image.context.rglob("*"):  # older than the stat cache's racy window
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    entries = walk(image, state_dir, (state_dir,))
+    assert entries == context_entries(image.context, image.dockerfile, None, (state_dir,))
+    assert stat_cache_path(state_dir, image.name).is_file()
+    assert stat_cache_path(None, image.name) is None  # no state folder: no cache
+    assert walk(image, None) == entries
+
+
+def test_inputs_walk_a_context_once_per_run_and_report_what_cannot_be(tmp_path, monkeypatch):
+    image = make_image(tmp_path)
+    broken = replace(make_image(tmp_path, "broken"), context=tmp_path / "missing")
+    inputs = digests.Inputs(make_manifest(tmp_path, image, broken))
+    walked = []
+    monkeypatch.setattr(digests, "walk", lambda *args: walked.append(args[0].name) or
+                        walk(*args))
+    assert len({inputs.digest(image, platform) for platform in PLATFORMS}) == 3
+    assert inputs.breakdown(image, ARM64)["context"] == inputs.context(image)[1]
+    assert walked == ["demo"]
+    with pytest.raises(OSError):  # raised where it is asked: the checker counts it as changed
+        inputs.digest(broken, ARM64)

@@ -1,4 +1,5 @@
-"""tasks.generate, tasks.inputs, tasks.load: task names and dependencies as doit sees them."""
+"""tasks.doit.generate, checkers, session; tasks.inputs: task names and dependencies as doit
+sees them."""
 
 import os
 import re
@@ -6,7 +7,6 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
-from inspect import signature
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,16 +16,14 @@ from doit.control import TaskControl
 from doit.doit_cmd import DoitMain
 from doit.exceptions import TaskFailed
 from doit.loader import load_tasks
-from doit.task import result_dep
-from doit.tools import config_changed
 from multiarch.builders.checks import preflight
 from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import build, inspect, manifest_list, push
-from multiarch.tasks.doit import generate
-from multiarch.tasks.doit.checkers import still_in_registry
+from multiarch.tasks.doit import generate, state
+from multiarch.tasks.doit.checkers import inputs_unchanged, still_in_registry
 from multiarch.tasks.doit.later import builder
 from multiarch.tasks.doit.session import manifest_path
-from multiarch.tasks.inputs.digests import input_digest, inputs_unchanged
+from multiarch.tasks.inputs.digests import input_digest
 from multiarch.tasks.inputs.walk import context_digest
 from multiarch.tasks.model.manifest import Image, Manifest
 from multiarch.tasks.model.platforms import parse_platform
@@ -516,7 +514,7 @@ def test_inputs_unchanged_never_raises(tmp_path):
     assert repr(checker) == "inputs_unchanged('demo', 'linux/arm/v7')"
 
 
-# ---------------------------------------------------------------- tasks.load.manifest_path
+# ---------------------------------------------------------------- tasks.doit.session.manifest_path
 
 
 def test_relative_manifest_is_taken_from_the_invocation_folder(tmp_path, monkeypatch):
@@ -556,7 +554,7 @@ def test_default_manifest_prefers_the_invocation_folder(tmp_path, monkeypatch, p
 
 
 def test_doit_list_imports_no_stage_builder(project):
-    """Task creation names builders (tasks.later.builder); running one imports it."""
+    """Task creation names builders (tasks.doit.later.builder); running one imports it."""
     code = (
         "import sys\n"
         "from doit.cmd_base import DodoTaskLoader\n"
@@ -584,13 +582,31 @@ def test_builder_reference_resolves_when_called(monkeypatch):
     assert reference("a", 1) == ("pushed", ("a", 1))
 
 
-def test_checkers_ready_signatures_match_their_call(tmp_path):
-    """doit reads each checker's signature per task; the ready one must say what __call__ takes."""
-    checkers = [result_dep("build:demo"), config_changed({"a": 1}),
-                still_in_registry(("localhost:5000/demo:v1",), "lists"),
-                inputs_unchanged(make_image(tmp_path), AMD64)]
-    for checker in checkers:
-        assert signature(checker).parameters == signature(checker.__call__).parameters, checker
+def all_tasks(run: generate.Run) -> list[dict]:
+    return [*generate.build_tasks(run), *generate.push_tasks(run),
+            *generate.manifest_tasks(run), *generate.inspect_tasks(run),
+            generate.doctor_task(run), generate.registries_task(run),
+            generate.buildkitd_task(run), generate.status_task(run)]
+
+
+def test_a_task_whose_record_says_it_is_done_voids_it_first(two_images, tmp_path):
+    """Each task doit may skip on its record voids that record before its own actions run
+    (state.void_record); the group tasks and those always run keep doit's default."""
+    db = str(tmp_path / "doit.db")
+    voiding = all_tasks(generate.Run.of(two_images, records=db))
+    plain = all_tasks(generate.Run.of(two_images))
+    def shapes(actions):  # what each action calls, and with how many arguments
+        return [(action[0], len(action[1])) for action in actions or ()]
+
+    voided = 0
+    for task, as_before in zip(voiding, plain, strict=True):
+        if task.get("actions") and task["uptodate"] not in ([False], [True]):
+            assert task["actions"][0] == (state.void_record, [db]), task["doc"]
+            assert shapes(task["actions"][1:]) == shapes(as_before["actions"]), task["doc"]
+            voided += 1
+        else:
+            assert shapes(task.get("actions")) == shapes(as_before.get("actions")), task["doc"]
+    assert voided == 2 + 2 * 3 * 2 + 2 + 1  # images, builds and pushes, lists, buildkitd
 
 
 @pytest.mark.parametrize("verify", [True, False])

@@ -1,4 +1,4 @@
-"""`doit -P process` needs picklable tasks; tasks.lock serialises runs on one workspace."""
+"""`doit -P process` needs picklable tasks; tasks.doit.lock serialises runs on one workspace."""
 
 import pickle
 import signal
@@ -72,13 +72,14 @@ def test_inputs_rebuild_their_lock_and_memos_in_a_worker(run):
     assert copy.probe.expected == run.probe.expected
 
 
-def test_probe_pickles_without_its_answers(tmp_path):
-    probe = RegistryProbe(retries=7, state_dir=tmp_path)
+def test_probe_pickles_without_its_answers():
+    probe = RegistryProbe(retries=7)
     probe.expect(["localhost:5000/a:v1"])
     probe.digests["localhost:5000/a:v1"] = "sha256:0"
+    probe._mirrors = ["127.0.0.1:5000"]
     copy = pickle.loads(pickle.dumps(probe))
     assert copy.expected == {"localhost:5000/a:v1"} and copy.digests == {}
-    assert (copy.retries, copy.state_dir) == (7, tmp_path)  # a worker's retries, its mirrors
+    assert (copy.retries, copy._mirrors) == (7, None)  # a worker's retries; asks its own mirrors
 
 
 @pytest.mark.parametrize("argv, command", [
@@ -92,11 +93,37 @@ def test_probe_pickles_without_its_answers(tmp_path):
     (["-n", "2", "list"], "run"),  # ... no other option: this runs a task named "list"
 ])
 def test_the_doit_command_is_read_as_doit_reads_it(argv, command):
-    assert cmdline.command(argv) == command
+    assert cmdline.read(argv).command == command
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], ("run", ())),
+    (["-n", "2", "build:app", "verify=0"], ("run", ("build:app",))),
+    (["-f", "dodo.py", "-n", "2", "build"], ("run", ("build",))),
+    (["run", "-v", "2", "status"], ("run", ("status",))),
+    (["--continue", "build:a*", "push"], ("run", ("build:a*", "push"))),
+    (["-f", "dodo.py", "list", "--all"], ("list", ("--all",))),
+    (["manifest=x.yaml", "forget", "build:a"], ("forget", ("build:a",))),
+])
+def test_the_command_line_is_read_as_doit_reads_it(argv, expected):
+    line = cmdline.read(argv)
+    assert (line.command, line.args) == expected
+    assert (line.backend, line.dep_file) == (None, None)
+
+
+@pytest.mark.parametrize(("argv", "backend", "dep_file"), [
+    (["--backend", "json", "build"], "json", None),
+    (["--db-file=other.db", "-n", "2"], None, "other.db"),
+    (["list", "--backend", "dbm", "--db-file", "x"], "dbm", "x"),
+    (["info", "--backend=sqlite3", "build:a"], "sqlite3", None),
+])
+def test_the_backend_and_state_file_given_are_read(argv, backend, dep_file):
+    line = cmdline.read(argv)
+    assert (line.backend, line.dep_file) == (backend, dep_file)
 
 
 def test_read_only_commands_are_doit_commands():
-    assert READ_ONLY.issubset(cmdline.commands())
+    assert READ_ONLY.issubset(cmdline.COMMANDS)
     assert "run" not in READ_ONLY and "clean" not in READ_ONLY
 
 
@@ -104,8 +131,9 @@ HOLD = """\
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
+from multiarch.tasks.doit import cmdline
 from multiarch.tasks.doit.lock import hold_for_command
-hold_for_command(Path(sys.argv[1]), sys.argv[3:])
+hold_for_command(Path(sys.argv[1]), cmdline.read(sys.argv[3:]).command)
 print("got", time.time(), flush=True)
 time.sleep(float(sys.argv[2]))
 """

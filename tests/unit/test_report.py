@@ -44,18 +44,6 @@ def ran(name, start, end, **values) -> report.TaskRun:
 # ---------------------------------------------------------------- the model
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("build:demo:linux/arm/v7", ("build", "demo", "linux/arm/v7")),
-    ("push:demo:linux/amd64", ("push", "demo", "linux/amd64")),
-    ("build:demo", ("image", "demo", None)),
-    ("manifest:demo", ("manifest", "demo", None)),
-    ("registries", ("registries", None, None)),
-    ("export:demo:oci", ("export", "demo", None)),
-])
-def test_task_kind(name, kind):
-    assert report.task_kind(name) == kind
-
-
 @pytest.mark.parametrize(("build", "push", "state"), [
     ("built", "pushed", "pushed"),
     ("built", "not run", "built"),

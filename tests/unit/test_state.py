@@ -1,4 +1,5 @@
-"""tasks.state: doit's records survive SIGKILL and SIGTERM; half a save is never written."""
+"""tasks.doit.state and session: doit's records survive SIGKILL and SIGTERM; half a save is
+never written; a task about to run loses its old record; a killed run's builds are stopped."""
 
 import os
 import signal
@@ -11,23 +12,21 @@ from types import SimpleNamespace
 
 import pytest
 from doit.dependency import Dependency, SqliteDB
-from multiarch.tasks.doit import state
+from doit.plugin import PluginDict
+from multiarch.tasks.doit import cmdline, session, state
+from multiarch.tasks.model.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # A dodo.py with two python-action tasks: `first` finishes, `second` waits to be killed.
 DODO = '''
 import pathlib, time
-from doit.globals import Globals
-from multiarch.tasks.doit import state
+from multiarch.tasks.doit import session, state
 
-DOIT_CONFIG = {"backend": "sqlite3", "dep_file": "state.db", "verbosity": 2}
-
-def task_state():
-    if COMMIT:
-        state.commit_each_task(Globals.dep_manager)
-    if SIGTERM:
-        state.interrupt_on_sigterm()
+DOIT_CONFIG = {"backend": state.BACKEND if COMMIT else "sqlite3", "dep_file": "state.db",
+               "verbosity": 2}
+if SIGTERM:
+    session.interrupt_on_sigterm()
 
 def saved(task, values):
     return bool(values)
@@ -48,17 +47,14 @@ def task_second():
 '''
 
 
-# A task whose side effect (a tag, here a file) is made before it finishes, with VERSION B.
+# A task whose side effect (a tag, here a file) is made before it finishes, with VERSION B;
+# its first action voids its record, as generate.Run.recorded makes it.
 REVERTED = '''
 import os, pathlib, time
-from doit.globals import Globals
 from multiarch.tasks.doit import state
 
 VERSION = os.environ["VERSION"]
-DOIT_CONFIG = {"backend": "sqlite3", "dep_file": "state.db", "verbosity": 2}
-
-def task_state():
-    state.commit_each_task(Globals.dep_manager)
+DOIT_CONFIG = {"backend": state.BACKEND, "dep_file": "state.db", "verbosity": 2}
 
 def publish():
     pathlib.Path("published").write_text(VERSION)
@@ -66,14 +62,17 @@ def publish():
         time.sleep(120)
     return {"version": VERSION}
 
+def same_version(task, values):
+    return values.get("version") == VERSION
+
 def task_publish():
-    return {"actions": [publish],
-            "uptodate": [lambda task, values: values.get("version") == VERSION]}
+    return {"actions": [(state.void_record, [os.path.abspath("state.db")]), publish],
+            "uptodate": [same_version]}
 '''
 
 
-def fake_task(name: str, values: dict) -> SimpleNamespace:
-    return SimpleNamespace(name=name, values=values, result=None, file_dep=set())
+def fake_task(name: str, values: dict, result=None) -> SimpleNamespace:
+    return SimpleNamespace(name=name, values=values, result=result, file_dep=set())
 
 
 def rows(path: Path) -> dict[str, str]:
@@ -83,15 +82,21 @@ def rows(path: Path) -> dict[str, str]:
 
 
 def committing(path: Path) -> Dependency:
-    dep = Dependency(SqliteDB, str(path))
-    state.commit_each_task(dep, running=False)
-    return dep
+    return Dependency(state.CommittingSqliteDB, str(path))
+
+
+def test_doit_finds_the_backend_by_its_entry_point():
+    """pyproject.toml's doit.BACKEND entry point, installed by `pip install -e .`."""
+    found = PluginDict()
+    found.add_plugins({}, "BACKEND")
+    backend = found.get_plugin(state.BACKEND)
+    assert (backend.__module__, backend.__qualname__) == (
+        state.CommittingSqliteDB.__module__, state.CommittingSqliteDB.__qualname__)
 
 
 def test_each_save_and_remove_is_on_disk_before_the_run_ends(tmp_path):
     path = tmp_path / "doit.db"
     dep = committing(path)
-    assert isinstance(dep.backend, state.CommittingSqliteDB)
     dep.save_success(fake_task("push:a", {"digests": {"r:v1": "sha256:1"}}))
     assert '"sha256:1"' in rows(path)["push:a"]
     dep.remove_success(fake_task("push:a", {}))
@@ -101,21 +106,20 @@ def test_each_save_and_remove_is_on_disk_before_the_run_ends(tmp_path):
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
-def test_rows_read_in_one_query_are_each_handed_out_once(tmp_path):
+def test_a_saved_record_is_new_and_ignore_is_written_at_the_end(tmp_path):
     path = tmp_path / "doit.db"
     dep = committing(path)
-    for name in ("build:a", "build:b", "build:c"):
-        dep.save_success(fake_task(name, {"input_digest": name}))
-    dep.close()
-    dep = committing(path)
-    assert dep.get_values("build:a") == {"input_digest": "build:a"}  # read all three rows
-    dep.remove_success(fake_task("build:b", {}))  # never read here: its row must not return
-    assert dep.get_values("build:b") == {}
-    dep.backend.remove_all()
-    assert dep.get_values("build:c") == {}
+    dep.save_success(fake_task("build:a", {"input_digest": "old"}, result={"image_id": "1"}))
     dep.save_success(fake_task("build:a", {"input_digest": "new"}))
-    dep.backend.forget("build:a")  # read again: the row last committed
+    assert '"result:"' not in rows(path)["build:a"]  # nothing of the old record carried over
     assert dep.get_values("build:a") == {"input_digest": "new"}
+    dep.ignore(fake_task("build:b", {}))  # `doit ignore`: a key alone, written by dump
+    assert "build:b" not in rows(path)
+    dep.close()
+    assert '"ignore:"' in rows(path)["build:b"]
+    dep = committing(path)
+    dep.remove_all()
+    assert rows(path) == {}
 
 
 def test_a_save_interrupted_half_way_keeps_the_last_committed_record(tmp_path):
@@ -137,13 +141,45 @@ def test_a_save_interrupted_half_way_keeps_the_last_committed_record(tmp_path):
     assert Dependency(SqliteDB, str(path)).get_values("build:a") == {"input_digest": "old"}
 
 
-def test_other_backends_are_left_as_chosen(tmp_path):
-    from doit.dependency import JsonDB
+def test_a_task_about_to_run_voids_its_record_in_the_file(tmp_path):
+    path = tmp_path / "doit.db"
+    dep = committing(path)
+    for name in ("push:a", "push:b"):
+        dep.save_success(fake_task(name, {"digests": {"r:v1": "sha256:1"}}))
+    state.void_record(str(path), SimpleNamespace(name="push:a"))  # from another connection
+    assert rows(path).keys() == {"push:b"}
+    dep.save_success(fake_task("push:a", {"digests": {"r:v1": "sha256:2"}}))  # it finished
+    assert '"sha256:2"' in rows(path)["push:a"]
+    dep.close()
 
-    dep = Dependency(JsonDB, str(tmp_path / "doit.json"))
-    state.commit_each_task(dep)
-    assert type(dep.backend) is JsonDB
-    state.commit_each_task(None)
+
+def manifest(tmp_path: Path) -> Manifest:
+    return Manifest(tmp_path / "multiarch.yaml", "localhost:5000", (), ())
+
+
+@pytest.mark.parametrize(("argv", "records"), [
+    ([], "state"), (["-n", "2", "build"], "state"), (["--db-file", "x.db", "build"], "x.db"),
+    (["--backend", "json", "build"], None), (["list", "--backend=dbm"], None),
+])
+def test_the_records_voided_are_those_of_our_backend(tmp_path, monkeypatch, argv, records):
+    monkeypatch.chdir(tmp_path)  # doit runs in the dodo's folder: --db-file is taken from there
+    found = session._records(cmdline.read(argv), manifest(tmp_path))
+    expected = {"state": str(state.db_path(tmp_path / ".multiarch")),
+                "x.db": str(tmp_path / "x.db"), None: None}[records]
+    assert found == expected
+
+
+def test_a_backend_not_installed_is_one_line(tmp_path, monkeypatch, capsys):
+    def missing(name):
+        raise session.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(session.importlib.metadata, "distribution", missing)
+    with pytest.raises(SystemExit) as stopped:
+        session._records(cmdline.read(["build"]), manifest(tmp_path))
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("multiarch: doit's state backend 'multiarch' is not installed")
+    assert session._records(cmdline.read(["--backend", "sqlite3"]), manifest(tmp_path)) is None
 
 
 def run_until_second_started(tmp_path: Path, commit: bool, sigterm: bool) -> subprocess.Popen:
@@ -191,31 +227,22 @@ def test_sigterm_alone_saves_like_ctrl_c(tmp_path):
     assert status(tmp_path) == {"first": "U", "second": "R"}
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [([], True), (["-n", "2", "build"], True), (["build", "verify=0"], True),
-     (["run", "build"], True), (["manifest=x.yaml", "list", "--all"], False),
-     (["info", "build"], False), (["forget", "build"], False)],
-)
-def test_runs_tasks_reads_the_command_as_doit_does(argv, expected):
-    assert state.runs_tasks(argv) is expected
-
-
-def publish(tmp_path: Path, version: str, background: bool = False):
+def publish(tmp_path: Path, version: str, background: bool = False, options=()):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VERSION": version}
-    argv = [sys.executable, "-m", "doit", "run", "publish"]
+    argv = [sys.executable, "-m", "doit", "run", *options, "publish"]
     if not background:
         return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, check=True)
     return subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
 
 
-def test_a_task_stopped_half_way_is_not_done_when_the_inputs_return(tmp_path):
+@pytest.mark.parametrize("options", [(), ("-n", "2", "-P", "process")])
+def test_a_task_stopped_half_way_is_not_done_when_the_inputs_return(tmp_path, options):
     (tmp_path / "dodo.py").write_text(REVERTED)
     publish(tmp_path, "A")
     assert status(tmp_path, VERSION="B") == {"publish": "R"}
     assert status(tmp_path, VERSION="A") == {"publish": "U"}  # `list` forgets nothing
 
-    process = publish(tmp_path, "B", background=True)
+    process = publish(tmp_path, "B", background=True, options=options)
     deadline = time.monotonic() + 60
     while (tmp_path / "published").read_text() != "B":
         assert time.monotonic() < deadline and process.poll() is None
@@ -242,11 +269,10 @@ def test_a_killed_runs_docker_builds_are_stopped_before_a_run(tmp_path):
     other = fake_docker("--iidfile", f"{tmp_path}/.multiarch2/iid/demo-arm64")  # not ours
     try:
         deadline = time.monotonic() + 30
-        while left.pid not in state.leftover_builds(state_dir):
+        while left.pid not in session.leftover_builds(state_dir):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert state.stop_leftover_builds(state_dir, running=False) == []
-        assert state.stop_leftover_builds(state_dir, running=True) == [left.pid]
+        assert session.stop_leftover_builds(state_dir) == [left.pid]
         assert left.wait(timeout=10) == -signal.SIGTERM
         assert other.poll() is None
     finally:
@@ -260,8 +286,8 @@ def test_a_forked_worker_gets_sigterms_default_back(tmp_path):
     script = tmp_path / "fork.py"
     script.write_text(
         "import os, signal, time\n"
-        "from multiarch.tasks.doit import state\n"
-        "state.interrupt_on_sigterm()\n"
+        "from multiarch.tasks.doit import session\n"
+        "session.interrupt_on_sigterm()\n"
         "assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
@@ -274,3 +300,32 @@ def test_a_forked_worker_gets_sigterms_default_back(tmp_path):
                             timeout=20, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.stdout.strip() == str(-signal.SIGTERM), result.stderr
     assert "KeyboardInterrupt" not in result.stderr
+
+
+OPEN = """\
+import signal, sys
+from doit import doit_cmd
+from multiarch.tasks.doit import lock, session
+doit_cmd.reset_vars()
+doit_cmd.set_var("manifest", sys.argv[1])
+run = session.open(sys.argv[2], sys.argv[3:])
+print(bool(lock._held), signal.getsignal(signal.SIGTERM) is signal.default_int_handler,
+      run.records, run.manifest.images[0].name)
+"""
+
+
+@pytest.mark.parametrize(("argv", "locked", "sigterm"), [
+    (["build"], True, True), (["forget"], True, False), (["list", "--all"], False, False),
+])
+def test_the_session_reads_the_command_once_and_acts_on_it(tmp_path, argv, locked, sigterm):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "multiarch.yaml").write_text(
+        "version: 1\nregistry: localhost:5000\nplatforms: [linux/amd64]\n"
+        "images:\n  app: {context: app}\n")
+    done = subprocess.run([sys.executable, "-c", OPEN, "multiarch.yaml", str(tmp_path), *argv],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    records = tmp_path / ".multiarch" / "doit.db"
+    assert done.stdout.split() == [str(locked), str(sigterm), str(records), "app"]
