@@ -1,12 +1,13 @@
 """How to reach an engine: a CLI subprocess's environment, and the one docker SDK client factory."""
 
 import re
+from types import ModuleType
 
 from ...tasks.model.routing import LOCAL, Node
 from ..errors import DockerError
 
 
-def sdk():
+def sdk() -> ModuleType:
     """The docker SDK module, imported on first use: task creation and a no-op run never load
     it. Every use of the SDK (clients, errors, `docker.auth`) goes through here."""
     import docker

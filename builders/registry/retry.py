@@ -151,19 +151,22 @@ def retry(operation: Callable[[], T], what: str, host: str, retries: int, prefix
             return operation()
         except DockerError as err:
             if isinstance(err, RegistryError):
-                again, status, words = registry_hiccup(err), err.status, registry_cause(err)
+                again, words = registry_hiccup(err), registry_cause(err)
+                status, dropped = err.status, err.dropped
             else:
                 text = f"{err.message}\n{err.output}"
+                again, words = retriable(text), cause(text)
                 found = http_status(text) if server_error(text) else None
-                again, status, words = retriable(text), found and found[0], cause(text)
+                status = found[0] if found else None
+                dropped = words if status is None and connection_dropped(text) else None
             if not again:
                 raise
             if attempt == retries:
                 attempts = f"{attempt + 1} attempt{'s' if attempt else ''}"
                 raise RegistryError(
                     f"{what}: registry {host} {words} ({attempts})", host=host, operation=what,
-                    status=status, dropped=None if status else words, attempts=attempt + 1,
-                    argv=err.argv, output=f"{err.message}\n{err.output}".strip()) from None
+                    status=status, dropped=dropped, attempts=attempt + 1, argv=err.argv,
+                    output=f"{err.message}\n{err.output}".strip()) from None
             delay = backoff(attempt + 1)
             say(f"{prefix}{what}: registry {host} {words}; retry {attempt + 1}/{retries} "
                 f"in {delay:g} s")

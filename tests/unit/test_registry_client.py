@@ -119,16 +119,30 @@ def test_registry_errors_are_decided_on_their_fields(status, dropped_as, again, 
     assert (registry_hiccup(err), registry_cause(err)) == (again, words)
 
 
-def test_another_programs_error_that_runs_out_becomes_a_registry_error():
-    attempts = iter([DockerError("push h/x:v1 failed: received unexpected HTTP status: 500 "
-                                 "Internal Server Error")] * 2)
-
+def raising(error: DockerError):
     def operation():
-        raise next(attempts)
+        raise error
 
+    return operation
+
+
+def test_another_programs_error_that_runs_out_becomes_a_registry_error():
+    error = DockerError("push h/x:v1 failed: received unexpected HTTP status: 500 Internal "
+                        "Server Error")
     with pytest.raises(RegistryError) as info:
-        retry(operation, "push h/x:v1", "h", 1)
+        retry(raising(error), "push h/x:v1", "h", 1)
     assert (info.value.status, info.value.attempts, info.value.operation) == (500, 2, "push h/x:v1")
+    assert info.value.dropped is None
+
+
+@pytest.mark.parametrize(("said", "dropped_as"), [
+    ("inspect h/x:v1 failed: unsupported manifest format", None),  # the CLI's masked 5xx
+    ("push h/x:v1 failed: read: connection reset by peer", "reset the connection"),
+])
+def test_a_retried_text_error_is_dropped_only_when_its_words_say_so(said, dropped_as):
+    with pytest.raises(RegistryError) as info:
+        retry(raising(DockerError(said)), "op", "h", 0, retriable=lambda text: True)
+    assert (info.value.status, info.value.dropped) == (None, dropped_as)
 
 
 def config_with(tmp_path, monkeypatch, config: dict) -> None:
