@@ -4,13 +4,12 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
 from ...tasks.model.manifest import DEFAULT_RETRIES
 from ...tasks.model.platforms import Platform, from_oci
 from ...tasks.model.reference import locate
-from ..engine.mirrors import engine_mirrors
+from ..engine.api import engine_mirrors
 from ..errors import DockerError
 from .client import DOCKER_HUB, Registry, connect
 
@@ -26,11 +25,9 @@ class RegistryProbe:
     will need at once (``expect``), on a thread pool, and later ones are answered from memory.
     """
 
-    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES,
-                 state_dir: Path | None = None):
-        """``state_dir``: where the engine's mirrors are remembered (builders.engine.mirrors)."""
+    def __init__(self, registries=(), retries: int = DEFAULT_RETRIES):
         self.registries_settings = registries
-        self.retries, self.state_dir = retries, state_dir
+        self.retries = retries
         self.insecure_hosts = frozenset(r.host for r in registries if r.insecure)
         self.expected: set[str] = set()
         self.digests: dict[str, str | None] = {}
@@ -38,15 +35,16 @@ class RegistryProbe:
         self._documents: dict[str, tuple[dict | None, str] | str | None] = {}
         self._lock = threading.Lock()
         self._mirrors: list[str] | None = None
+        self._mirrors_lock = threading.Lock()  # the pool's threads ask for them at once
 
     def __getstate__(self) -> dict:
         """For `doit -P process` workers: the settings and the expected references; the lock
         and the answers are per process, asked again there when needed."""
         return {"registries": self.registries_settings, "retries": self.retries,
-                "state_dir": self.state_dir, "expected": self.expected}
+                "expected": self.expected}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["registries"], state["retries"], state["state_dir"])
+        self.__init__(state["registries"], state["retries"])
         self.expected = set(state["expected"])
 
     def expect(self, refs) -> None:
@@ -69,21 +67,14 @@ class RegistryProbe:
                 self.platform_digests[key] = self._platform_digest(ref, platform)
             return self.platform_digests[key]
 
-    def learn(self, platform_digests: dict[tuple[str, Platform], str | None]) -> None:
-        """Take answers asked elsewhere in this run (tasks.prefetch's child) as this probe's."""
-        with self._lock:
-            self.platform_digests.update(platform_digests)
-
-    def knows(self, ref: str, platform: Platform) -> bool:
-        return (ref, platform) in self.platform_digests
-
     def registries(self, host: str) -> list[Registry]:
         """Who answers for ``host``: for docker.io the declared mirrors, then the engine's
-        (builders.engine.mirrors), then Docker Hub, as the engine pulls."""
+        (asked of its `GET /info` once per probe), then Docker Hub, as the engine pulls."""
         if host != "docker.io":
             return [connect(host, self.registries_settings, self.retries)]
-        if self._mirrors is None:
-            self._mirrors = engine_mirrors(self.state_dir)
+        with self._mirrors_lock:
+            if self._mirrors is None:
+                self._mirrors = engine_mirrors()
         declared = [m for r in self.registries_settings if r.host == "docker.io" for m in r.mirrors]
         mirrors = [connect(m, self.registries_settings, self.retries)
                    for m in [*declared, *self._mirrors]]
