@@ -71,18 +71,16 @@ def _run_build(argv: list[str], what: str, prefix: str, env: dict) -> None:
             env=env)
 
 
-def build_or_reuse(image: Image, platform: Platform, state_dir: Path, inputs,
+def build_or_reuse(image: Image, platform: Platform, state_dir: Path, input_digest: str,
                    use_registry_cache: bool, registries=(),
                    routing: Routing | None = None) -> dict:
     """The build stage: reuse the registry's image for these exact inputs, else build on the
     platform's engine (``routing``, the `builders:` section), or locally when it is down.
 
-    ``inputs`` is the run's tasks.inputs.Inputs; its digest names the content tag. The
-    engine is not an input: an image the registry has by content tag is reused whichever
-    engine made it.
+    ``input_digest`` (tasks.inputs) names the content tag. The engine is not an input: an
+    image the registry has by content tag is reused whichever engine made it.
     """
     routing = routing or Routing()
-    input_digest = inputs.digest(image, platform)
     if use_registry_cache:
         try:
             reused = cache.reuse(image, platform, input_digest, registries)

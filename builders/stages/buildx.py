@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import tomli_w
 
 from ...tasks.model.files import write_atomic
 from ...tasks.model.manifest import Image
+from ...tasks.model.platforms import Platform
 from ...tasks.model.reference import locate
 from ...tasks.model.registries import RegistrySettings, buildkitd_config
 from ..engine.cli import run, say
@@ -113,11 +115,15 @@ def push_failed_retriably(text: str) -> bool:
     return not refuses_multi_platform(text) and is_retriable(errors)
 
 
-def manifest_fallback(image: Image, state_dir: Path, inputs,
+def manifest_fallback(image: Image, state_dir: Path, input_digest: Callable[[Platform], str],
                       insecure_hosts: frozenset[str] = frozenset()) -> dict:
-    """The manifest strategy inline: build and push each platform, then publish the lists."""
+    """The manifest strategy inline: build and push each platform, then publish the lists.
+
+    ``input_digest`` gives each platform's (tasks.inputs), asked only here, when the
+    fallback really runs.
+    """
     for platform in image.platforms:
-        built = build.build_or_reuse(image, platform, state_dir, inputs, False)
+        built = build.build_or_reuse(image, platform, state_dir, input_digest(platform), False)
         push.push(image, platform, state_dir, built)
     return {**manifest_list.publish(image, insecure_hosts), "strategy": "manifest (fallback)"}
 

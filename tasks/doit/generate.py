@@ -82,6 +82,12 @@ def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
         return TaskFailed(str(err))
 
 
+def _build(inputs: Inputs, image: Image, platform, state_dir, *rest) -> dict:
+    """The build stage given its input digest, hashed when the action runs: making tasks
+    (`doit list`) hashes nothing. Module-level, so `doit -P process` pickles the action."""
+    return _BUILD(image, platform, state_dir, inputs.digest(image, platform), *rest)
+
+
 def image_names(manifest: Manifest) -> str:
     """"demo, web": the images a group task's doc names."""
     return ", ".join(image.name for image in manifest.images)
@@ -123,8 +129,8 @@ def build_tasks(run: Run) -> Iterator[dict]:
             yield run.recorded({
                 "name": names.subtask(names.build(image.name, platform)),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
-                "actions": [(step, [_BUILD, image, platform, manifest.state_dir,
-                                    run.inputs, manifest.cache == "registry",
+                "actions": [(step, [_build, run.inputs, image, platform, manifest.state_dir,
+                                    manifest.cache == "registry",
                                     manifest.registries, manifest.routing])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 "task_dep": bases(run, image),
@@ -137,7 +143,8 @@ def _buildx_task(run: Run, image: Image) -> dict:
     state_dir = run.manifest.state_dir
     fallback = None
     if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
-        fallback = partial(_FALLBACK, image, state_dir, run.inputs, run.manifest.insecure_hosts)
+        fallback = partial(_FALLBACK, image, state_dir, partial(run.inputs.digest, image),
+                           run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
     return run.recorded({
         "name": image.name,
