@@ -47,16 +47,21 @@ def _records(line: cmdline.CommandLine, manifest: Manifest) -> str | None:
     file our backend keeps, or None under a backend the user chose (`--backend json`)."""
     if (line.backend or state.BACKEND) != state.BACKEND:
         return None
-    try:
-        points = importlib.metadata.distribution(DISTRIBUTION).entry_points
-    except importlib.metadata.PackageNotFoundError:
-        points = ()
-    if not [point for point in points
-            if point.group == "doit.BACKEND" and point.name == state.BACKEND]:
+    if not _backend_installed():
         _exit(f"doit's state backend {state.BACKEND!r} is not installed (an entry point of "
               f"the {DISTRIBUTION} project): run `pip install -e .` in the project, or pass "
               "--backend sqlite3")
     return os.path.abspath(line.dep_file or state.db_path(manifest.state_dir))
+
+
+def _backend_installed() -> bool:
+    """Whether doit will find state.BACKEND: without it doit would fail with a traceback."""
+    try:
+        points = importlib.metadata.distribution(DISTRIBUTION).entry_points
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return any(point.group == "doit.BACKEND" and point.name == state.BACKEND
+               for point in points)
 
 
 def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
