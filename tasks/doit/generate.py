@@ -8,26 +8,17 @@ from doit.exceptions import TaskFailed
 from doit.task import result_dep
 from doit.tools import config_changed
 
-from ...builders.checks import preflight
+from ...builders.checks import doctor, preflight
 from ...builders.errors import DockerError
 from ...builders.registry.probe import RegistryProbe
+from ...builders.stages import build, buildx, inspect, manifest_list, push
 from ..inputs.digests import Inputs
 from ..model.manifest import Image, Manifest
 from ..model.registries import buildkitd_config
 from ..report import status
 from . import names
 from .checkers import inputs_unchanged, still_in_registry
-from .later import builder
 from .state import void_record
-
-# Builders are imported when a task runs, so `doit list` and a no-op build load none of them.
-_BUILD = builder("multiarch.builders.stages.build:build_or_reuse")
-_BUILDX = builder("multiarch.builders.stages.buildx:build_and_push")
-_FALLBACK = builder("multiarch.builders.stages.buildx:manifest_fallback")
-_INSPECT = builder("multiarch.builders.stages.inspect:inspect")
-_PUBLISH = builder("multiarch.builders.stages.manifest_list:publish")
-_PUSH = builder("multiarch.builders.stages.push:push")
-_BUILDKITD = builder("multiarch.builders.stages.buildx:write_buildkitd_toml")
 
 
 @dataclass
@@ -74,8 +65,8 @@ def _manifest_strategy(manifest: Manifest) -> list[Image]:
 
 
 def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
-    """Run a builder (a tasks.doit.later.builder: imported now, not at task creation); a
-    DockerError becomes doit's TaskFailed, shown without a traceback."""
+    """Run a builder stage; a DockerError becomes doit's TaskFailed, shown without a
+    traceback."""
     try:
         return action(*args, **kwargs)
     except DockerError as err:
@@ -85,7 +76,8 @@ def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
 def _build(inputs: Inputs, image: Image, platform, state_dir, *rest) -> dict:
     """The build stage given its input digest, hashed when the action runs: making tasks
     (`doit list`) hashes nothing. Module-level, so `doit -P process` pickles the action."""
-    return _BUILD(image, platform, state_dir, inputs.digest(image, platform), *rest)
+    return build.build_or_reuse(image, platform, state_dir, inputs.digest(image, platform),
+                                *rest)
 
 
 def image_names(manifest: Manifest) -> str:
@@ -120,7 +112,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
         yield run.recorded({
             "name": image.name,
             "doc": f"{image.name}: build every platform, push, then the list {image.refs[0]}",
-            "actions": [(step, [_INSPECT, image, run.manifest.registries])],
+            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
             "uptodate": [result_dep(names.manifest(image.name)),
                          *run.in_registry(image.refs, "lists")],
             "verbosity": 2,
@@ -143,15 +135,15 @@ def _buildx_task(run: Run, image: Image) -> dict:
     state_dir = run.manifest.state_dir
     fallback = None
     if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
-        fallback = partial(_FALLBACK, image, state_dir, partial(run.inputs.digest, image),
-                           run.manifest.insecure_hosts)
+        fallback = partial(buildx.manifest_fallback, image, state_dir,
+                           partial(run.inputs.digest, image), run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
     return run.recorded({
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
-        "actions": [(step, [_BUILDX, image, state_dir, run.manifest.builder,
+        "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
                             fallback]),
-                    (step, [_INSPECT, image, run.manifest.registries])],
+                    (step, [inspect.inspect, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
                      *run.in_registry(image.refs, "lists")],
         "task_dep": bases(run, image)
@@ -168,7 +160,7 @@ def inspect_tasks(run: Run) -> Iterator[dict]:
         yield {
             "name": image.name,
             "doc": f"check {', '.join(image.refs)} lists exactly {len(image.platforms)} platforms",
-            "actions": [(step, [_INSPECT, image, run.manifest.registries])],
+            "actions": [(step, [inspect.inspect, image, run.manifest.registries])],
             "uptodate": [False],
             "verbosity": 2,
         }
@@ -184,7 +176,7 @@ def push_tasks(run: Run) -> Iterator[dict]:
             yield run.recorded({
                 "name": names.subtask(names.push(image.name, platform)),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
-                "actions": [(step, [_PUSH, image, platform, manifest.state_dir],
+                "actions": [(step, [push.push, image, platform, manifest.state_dir],
                              {"routing": manifest.routing,
                               "registries": manifest.registries})],
                 "getargs": {"built": (built, None)},
@@ -205,7 +197,7 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
         yield run.recorded({
             "name": image.name,
             "doc": f"docker manifest create/push {', '.join(image.refs)}",
-            "actions": [(step, [_PUBLISH, image, manifest.insecure_hosts])],
+            "actions": [(step, [manifest_list.publish, image, manifest.insecure_hosts])],
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),
@@ -219,7 +211,7 @@ def doctor_task(run: Run) -> dict:
     """`doctor`: check the engine, builder, QEMU handlers and registries this manifest needs."""
     return {
         "doc": "check the engine, builder, QEMU handlers and registries this manifest needs",
-        "actions": [(step, [builder("multiarch.builders.checks.doctor:doctor"), run.manifest])],
+        "actions": [(step, [doctor.doctor, run.manifest])],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -251,7 +243,7 @@ def buildkitd_task(run: Run) -> dict:
     path = run.manifest.state_dir / "buildkitd.toml"
     return run.recorded({
         "doc": f"write {path.name} for buildx builders from the registries section",
-        "actions": [(_BUILDKITD, [run.manifest.registries, path])],
+        "actions": [(buildx.write_buildkitd_toml, [run.manifest.registries, path])],
         "targets": [str(path)],
         "uptodate": [config_changed(buildkitd_config(run.manifest.registries))],
         "clean": True,

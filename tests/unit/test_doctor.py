@@ -292,5 +292,5 @@ def test_doctor_task_shape():
     task = generate.doctor_task(run)
     assert task["uptodate"] == [False]
     reference, argument = task["actions"][0][1]
-    assert (reference.resolve(), argument) == (doctor.doctor, run.manifest)
+    assert (reference, argument) == (doctor.doctor, run.manifest)
 
