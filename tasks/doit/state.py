@@ -32,8 +32,9 @@ class CommittingSqliteDB(SqliteDB):
     """doit's sqlite3 backend in WAL mode that commits each task's record on its own.
 
     A record doit saves is gathered aside and goes in, whole and in one transaction, when
-    doit writes its last key: a KeyboardInterrupt inside doit's save leaves the record as
-    last committed, and `dump` at the run's end writes no half of it. A removal is
+    doit writes its last key (doit 0.37's Dependency.save_success writes "deps:" last): a
+    KeyboardInterrupt inside doit's save leaves the record as last committed, and `dump` at
+    the run's end writes no half of it. A removal is
     committed at once. WAL with synchronous=FULL: each commit is an append to the log and
     one fsync, on disk before the next step starts. A no-op run commits nothing.
     """
