@@ -1,9 +1,36 @@
-"""doit uptodate checkers: a build's inputs unchanged, and what a task pushed still there."""
+"""doit uptodate checkers: a build's inputs unchanged, what a task pushed still there, and
+doit's own result_dep and config_changed, each with its signature ready.
+
+doit asks ``inspect.signature`` of every checker of every task it checks, to see whether it
+takes ``task`` and ``values`` (doit/dependency.py, Dependency.get_status): ~28 µs for a
+callable object, for 1,400 checkers in a 100-image no-op. A ``__signature__`` on the class
+answers at once (Python's inspect protocol; doit's own classes are left as they are).
+"""
+
+from inspect import Parameter, Signature
+
+from doit import task as doit_task
+from doit import tools as doit_tools
 
 from ...builders.registry.probe import UNKNOWN
 from ..inputs.digests import Inputs, with_entries
 from ..model.manifest import Image
 from ..model.platforms import Platform
+
+CHECKER_SIGNATURE = Signature(
+    [Parameter(name, Parameter.POSITIONAL_OR_KEYWORD) for name in ("task", "values")])
+
+
+class result_dep(doit_task.result_dep):  # noqa: N801 - doit's name
+    """doit's result_dep: up to date while the task named has the result it had."""
+
+    __signature__ = CHECKER_SIGNATURE
+
+
+class config_changed(doit_tools.config_changed):  # noqa: N801 - doit's name
+    """doit's config_changed: up to date while the value hashes as it did."""
+
+    __signature__ = CHECKER_SIGNATURE
 
 
 class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_changed)
@@ -14,6 +41,8 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
     reads no context. It never raises: a failure to hash counts as "changed", and the
     build then reports the real problem.
     """
+
+    __signature__ = CHECKER_SIGNATURE
 
     def __init__(self, image: Image, platform: Platform | tuple[Platform, ...],
                  inputs: Inputs | None = None):
@@ -51,6 +80,8 @@ class still_in_registry:  # noqa: N801 - named like doit's own checkers (config_
     so the task's own record stands; a tag that is gone or moved makes the task run again.
     Never raises.
     """
+
+    __signature__ = CHECKER_SIGNATURE
 
     def __init__(self, refs: tuple[str, ...], key: str, probe=None):
         self.refs = refs

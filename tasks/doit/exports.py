@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from functools import partial
 
 from doit.exceptions import TaskFailed
-from doit.tools import config_changed
 
 from ...builders.stages import export
 from ..model.errors import ManifestError
@@ -13,7 +12,7 @@ from ..model.manifest import Image
 from ..model.methods import Output
 from ..model.platforms import Platform
 from . import names
-from .checkers import inputs_unchanged
+from .checkers import config_changed, inputs_unchanged
 from .generate import Run, bases, group, image_names, step
 
 

@@ -5,8 +5,6 @@ from dataclasses import dataclass
 from functools import partial
 
 from doit.exceptions import TaskFailed
-from doit.task import result_dep
-from doit.tools import config_changed
 
 from ...builders.checks import doctor, preflight
 from ...builders.errors import DockerError
@@ -17,7 +15,7 @@ from ..model.manifest import Image, Manifest
 from ..model.registries import buildkitd_config
 from ..report import status
 from . import names
-from .checkers import inputs_unchanged, still_in_registry
+from .checkers import config_changed, inputs_unchanged, result_dep, still_in_registry
 from .state import void_record
 
 

@@ -46,6 +46,17 @@ class CommittingSqliteDB(SqliteDB):
         self._conn.execute("pragma journal_mode=wal")
         self._conn.execute("pragma synchronous=full")
         self._saving: dict[str, dict] = {}  # records doit is saving, not yet whole
+        self._rows: dict[str, dict] | None = None  # every stored row, read at the first miss
+
+    def _get_task_data(self, task_id: str) -> dict:
+        """A task's stored record. A run checks every task, so every row is read in one query
+        at the first miss, and each is handed out once; a later miss reads its row again."""
+        if self._rows is None:
+            self._rows = {row["task_id"]: row["task_data"]
+                          for row in self._conn.execute("select task_id, task_data from doit")}
+        if task_id in self._rows:
+            return self._rows.pop(task_id)
+        return super()._get_task_data(task_id)
 
     def set(self, task_id: str, dependency: str, value) -> None:
         if dependency == IGNORE_KEY:
@@ -64,11 +75,14 @@ class CommittingSqliteDB(SqliteDB):
 
     def remove(self, task_id: str) -> None:
         self._saving.pop(task_id, None)
+        if self._rows is not None:
+            self._rows.pop(task_id, None)
         super().remove(task_id)
         self._conn.commit()
 
     def remove_all(self) -> None:
         self._saving.clear()
+        self._rows = {}
         super().remove_all()
         self._conn.commit()
 
