@@ -67,18 +67,6 @@ class RegistryProbe:
                 self.platform_digests[key] = self._platform_digest(ref, platform)
             return self.platform_digests[key]
 
-    def answers(self, wanted: list[tuple[str, Platform]]) -> dict[tuple[str, Platform], str]:
-        """platform_digest of each (reference, platform) of ``wanted`` that a registry
-        answered (None: answered, not there), for another process of the run to ``learn``."""
-        found = {key: self.platform_digest(*key) for key in wanted}
-        return {key: digest for key, digest in found.items() if digest != UNKNOWN}
-
-    def learn(self, answers: dict[tuple[str, Platform], str | None]) -> None:
-        """Take ``answers`` asked in another process of this run as this probe's own."""
-        with self._lock:
-            for key, digest in answers.items():
-                self.platform_digests.setdefault(key, digest)
-
     def registries(self, host: str) -> list[Registry]:
         """Who answers for ``host``: for docker.io the declared mirrors, then the engine's
         (asked of its `GET /info` once per probe), then Docker Hub, as the engine pulls."""

@@ -9,8 +9,6 @@ from ..model.platforms import Platform
 
 BUILD, PUSH, MANIFEST, EXPORT = "build", "push", "manifest", "export"
 IMAGE = "image"  # the kind of `build:<image>`: the whole chain of one image
-# The tasks that check no build's inputs.
-NO_INPUTS = frozenset({"doctor", "registries", "buildkitd", "inspect"})
 
 
 def task(group: str, image: str, *rest: object) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
-from .ahead import WalksAhead
 from .walk import digest_entries, walk
 
 Context = tuple[str, dict[str, str]]  # a context's digest and its entries
@@ -23,12 +22,9 @@ class Inputs:
     bases are taken as they were.
     """
 
-    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = (),
-                 ahead: WalksAhead | None = None):
+    def __init__(self, manifest: Manifest | None = None, probe=None, skip: tuple[Path, ...] = ()):
         self.manifest = manifest
         self.probe = probe
-        self.ahead = ahead  # contexts being walked, bases asked, in a worker process
-        self._learned = False  # the worker's answers about bases handed to the probe
         self.skip = (*skip, manifest.state_dir) if manifest else skip
         self.state_dir = manifest.state_dir if manifest else None
         self._contexts: dict[str, Context] = {}
@@ -77,9 +73,6 @@ class Inputs:
                 for name in image.depends_on
             }
         if self.probe is not None and image.pull and image.base_images:
-            if self.ahead is not None and not self._learned:
-                self._learned = True
-                self.probe.learn(self.ahead.base_digests())
             parts["base_images"] = {ref: self.probe.platform_digest(ref, platform)
                                     for ref in image.base_images}
         return parts
@@ -97,12 +90,10 @@ class Inputs:
 
     def context(self, image: Image) -> Context:
         """(digest, entries) of what the build of ``image`` sends (tasks.inputs.walk), walked
-        once per run, not once per platform, perhaps ahead (tasks.inputs.ahead)."""
+        once per run, not once per platform."""
         with self._lock:
             if image.name not in self._contexts:
-                entries = self.ahead.entries(image, self.skip) if self.ahead else None
-                if entries is None:
-                    entries = walk(image, self.state_dir, self.skip)
+                entries = walk(image, self.state_dir, self.skip)
                 self._contexts[image.name] = (digest_entries(entries), entries)
             return self._contexts[image.name]
 

@@ -18,7 +18,7 @@ from multiarch.tasks.inputs.walk import (
     walk,
 )
 
-from tests.unit.test_generate import ARM64, PLATFORMS, make_image, make_manifest
+from tests.unit.doit.test_generate import ARM64, PLATFORMS, make_image, make_manifest
 
 # Tables ported from github.com/moby/patternmatcher, patternmatcher_test.go (Linux rows).
 FAIL, EXACT, INEXACT = "fail", "exact", "inexact"

@@ -5,7 +5,7 @@ from multiarch.tasks.doit import names
 from multiarch.tasks.model.methods import Method
 from multiarch.tasks.model.platforms import parse_platform
 
-from tests.unit.test_generate import make_image
+from tests.unit.doit.test_generate import make_image
 
 ARMV7 = parse_platform("linux/arm/v7")
 

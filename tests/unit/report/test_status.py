@@ -7,7 +7,7 @@ from multiarch.tasks.model.methods import Method
 from multiarch.tasks.model.tags import content_tag
 from multiarch.tasks.report import status
 
-from tests.unit.test_generate import AMD64, make_image, make_manifest
+from tests.unit.doit.test_generate import AMD64, make_image, make_manifest
 
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 

@@ -14,7 +14,7 @@ from multiarch.tasks.doit import cmdline, exports, generate
 from multiarch.tasks.doit.lock import READ_ONLY
 from multiarch.tasks.model.manifest import load_manifest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 MANIFEST = """\
 version: 1

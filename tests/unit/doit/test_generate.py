@@ -27,7 +27,7 @@ from multiarch.tasks.inputs.walk import context_digest
 from multiarch.tasks.model.manifest import Image, Manifest
 from multiarch.tasks.model.platforms import parse_platform
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DODO = ROOT / "dodo.py"
 AMD64 = parse_platform("linux/amd64")
 ARM64 = parse_platform("linux/arm64")

@@ -13,20 +13,20 @@ from types import SimpleNamespace
 import pytest
 from doit.dependency import Dependency, SqliteDB
 from doit.plugin import PluginDict
-from multiarch.tasks.doit import cmdline, session, state
+from multiarch.tasks.doit import cmdline, processes, session, state
 from multiarch.tasks.model.manifest import Manifest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # A dodo.py with two python-action tasks: `first` finishes, `second` waits to be killed.
 DODO = '''
 import pathlib, time
-from multiarch.tasks.doit import session, state
+from multiarch.tasks.doit import processes, state
 
 DOIT_CONFIG = {"backend": state.BACKEND if COMMIT else "sqlite3", "dep_file": "state.db",
                "verbosity": 2}
 if SIGTERM:
-    session.interrupt_on_sigterm()
+    processes.interrupt_on_sigterm()
 
 def saved(task, values):
     return bool(values)
@@ -269,10 +269,10 @@ def test_a_killed_runs_docker_builds_are_stopped_before_a_run(tmp_path):
     other = fake_docker("--iidfile", f"{tmp_path}/.multiarch2/iid/demo-arm64")  # not ours
     try:
         deadline = time.monotonic() + 30
-        while left.pid not in session.leftover_builds(state_dir):
+        while left.pid not in processes.leftover_builds(state_dir):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert session.stop_leftover_builds(state_dir) == [left.pid]
+        assert processes.stop_leftover_builds(state_dir) == [left.pid]
         assert left.wait(timeout=10) == -signal.SIGTERM
         assert other.poll() is None
     finally:
@@ -286,8 +286,8 @@ def test_a_forked_worker_gets_sigterms_default_back(tmp_path):
     script = tmp_path / "fork.py"
     script.write_text(
         "import os, signal, time\n"
-        "from multiarch.tasks.doit import session\n"
-        "session.interrupt_on_sigterm()\n"
+        "from multiarch.tasks.doit import processes\n"
+        "processes.interrupt_on_sigterm()\n"
         "assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
