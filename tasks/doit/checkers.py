@@ -54,12 +54,12 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
         try:
             digests = [self.inputs.digest(self.image, p) for p in self.platforms]
             parts = [self.inputs.parts(self.image, p) for p in self.platforms]
-            entries = self.inputs.context(self.image)[1]
         except (OSError, ValueError):
             return False
         digest = digests[0] if len(digests) == 1 else "+".join(digests)
 
         def save():  # once the build succeeded: what was hashed here, for `doit status`
+            entries = self.inputs.entries(self.image)
             for platform, part in zip(self.platforms, parts, strict=True):
                 self.inputs.record(self.image, platform, with_entries(part, entries))
             return {"input_digest": digest}

@@ -14,28 +14,14 @@ from multiarch.builders.stages.argv import export_argv
 from multiarch.tasks.doit import exports, generate
 from multiarch.tasks.model.manifest import Image, Manifest
 from multiarch.tasks.model.methods import Method, Output
-from multiarch.tasks.model.platforms import parse_platform
 
-AMD64 = parse_platform("linux/amd64")
-ARM64 = parse_platform("linux/arm64")
-ARMV7 = parse_platform("linux/arm/v7")
-PLATFORMS = (AMD64, ARM64, ARMV7)
+from tests.unit.doit.test_generate import AMD64, ARM64, ARMV7, PLATFORMS
+from tests.unit.doit.test_generate import make_image as make_plain_image
 
 
 def make_image(tmp_path: Path, name: str = "demo", outputs=(), **fields) -> Image:
-    context = tmp_path / name
-    context.mkdir(exist_ok=True)
-    (context / "Dockerfile").write_text("FROM busybox:1.35\nCOPY hello.txt /\n")
-    (context / "hello.txt").write_text("hello\n")
-    values = {
-        "context": context,
-        "dockerfile": context / "Dockerfile",
-        "repository": f"localhost:5000/{name}",
-        "tags": ("v1",),
-        "platforms": PLATFORMS,
-        "method": Method(outputs=tuple(outputs) or (Output("registry"),)),
-    }
-    return Image(name=name, **{**values, **fields})
+    method = Method(outputs=tuple(outputs) or (Output("registry"),))
+    return make_plain_image(tmp_path, name, **{"method": method, **fields})
 
 
 def doit_tasks(tmp_path: Path, *images: Image) -> dict:

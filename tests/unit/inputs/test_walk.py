@@ -383,7 +383,7 @@ def test_inputs_walk_a_context_once_per_run_and_report_what_cannot_be(tmp_path, 
     monkeypatch.setattr(digests, "walk", lambda *args: walked.append(args[0].name) or
                         walk(*args))
     assert len({inputs.digest(image, platform) for platform in PLATFORMS}) == 3
-    assert inputs.breakdown(image, ARM64)["context"] == inputs.context(image)[1]
+    assert inputs.breakdown(image, ARM64)["context"] == inputs.entries(image)
     assert walked == ["demo"]
     with pytest.raises(OSError):  # raised where it is asked: the checker counts it as changed
         inputs.digest(broken, ARM64)
