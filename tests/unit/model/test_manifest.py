@@ -1,4 +1,4 @@
-"""tasks.manifest: defaults, normalisation, and one ManifestError line per bad multiarch.yaml."""
+"""tasks.model.manifest: defaults, normalisation, one ManifestError line per bad manifest."""
 
 import copy
 from pathlib import Path

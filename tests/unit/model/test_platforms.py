@@ -1,4 +1,4 @@
-"""tasks.platforms: containerd's specifier table, tag suffixes, errors, duplicates."""
+"""tasks.model.platforms: containerd's specifier table, tag suffixes, errors, duplicates."""
 
 import pytest
 from multiarch.tasks.model.platforms import DEFAULT_OS, Platform, parse_platform, parse_platforms

@@ -1,4 +1,4 @@
-"""Unit tests for tasks.reference, tables ported from distribution/reference."""
+"""tasks.model.reference: tables ported from distribution/reference."""
 
 import pytest
 from multiarch.tasks.model.reference import (

@@ -1,4 +1,4 @@
-"""tasks.status: a build recorded as done is "up to date" only once the registry has it."""
+"""tasks.report.status: a build recorded as done is "up to date" only once the registry has it."""
 
 import pytest
 from multiarch.builders.registry.probe import UNKNOWN
