@@ -12,11 +12,13 @@ from typing import NoReturn
 from doit import get_var, loader
 
 from ..model.errors import ManifestError
-from ..model.manifest import Manifest, load_manifest
-from . import cmdline, lock, processes, state
+from ..model.manifest import Image, Manifest, load_manifest
+from . import cmdline, lock, names, processes, state
 from .generate import Run
 
 DEFAULT_MANIFEST = "multiarch.yaml"
+# The groups whose tasks check builds, and so read contexts (`doit build`, `push:demo:…`).
+GROUPS = frozenset({names.BUILD, names.PUSH, names.MANIFEST, names.EXPORT})
 DISTRIBUTION = "multiarch"  # the installed project, whose entry points name the backend
 
 
@@ -39,7 +41,37 @@ def open(dodo_dir: str, argv: list[str] | None = None) -> Run:
         processes.stop_leftover_builds(manifest.state_dir)
         settle()
     verify = get_var("verify", "1") not in ("0", "false", "no")
-    return Run.of(manifest, verify=verify, records=records)
+    run = Run.of(manifest, verify=verify, records=records)
+    if line.command == "run":
+        run.inputs.look_ahead(checked_images(manifest, line.args))
+        atexit.register(run.inputs.close)
+    return run
+
+
+def checked_images(manifest: Manifest, args: tuple[str, ...]) -> list[Image]:
+    """The images whose builds a `doit run` of ``args`` checks, bases first: those its
+    tasks name and what they build FROM; every image for a whole group or the defaults;
+    none for tasks that read no context (`doctor`, `registries`, ...)."""
+    known = {image.name for image in manifest.images}
+    named = []
+    for arg in args or (names.BUILD,):
+        kind, image, _ = names.kind(arg)
+        if kind in GROUPS and image is None:
+            named = [image.name for image in manifest.images]
+            break
+        if kind in GROUPS | {names.IMAGE} and image in known:
+            named.append(image)
+    order: dict[str, None] = {}
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for base in manifest.image(name).depends_on:
+                visit(base)
+            order[name] = None
+
+    for name in named:
+        visit(name)
+    return [manifest.image(name) for name in order]
 
 
 def settle() -> None:

@@ -4,14 +4,14 @@ import hashlib
 import json
 import marshal
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
+from .ahead import Context, WalkAhead
 from .walk import digest_entries, walk
-
-Context = tuple[str, bytes]  # a context's digest, and its entries' marshal dump
 
 
 class Inputs:
@@ -33,6 +33,7 @@ class Inputs:
         self._parts: dict[tuple[str, Platform], dict] = {}
         self._digests: dict[tuple[str, Platform], str] = {}
         self._lock = threading.RLock()
+        self._ahead: WalkAhead | None = None
 
     def __getstate__(self) -> dict:
         """What `doit -P process` sends a worker (spawn/forkserver pickle every task's
@@ -78,6 +79,19 @@ class Inputs:
                                     for ref in image.base_images}
         return parts
 
+    def look_ahead(self, images: Iterable[Image]) -> None:
+        """Have a forked child walk ``images``' contexts while doit loads its tasks and
+        state (tasks.inputs.ahead); call it before any thread starts, and ``close`` at exit.
+        Asking the registry about outside bases on a thread meanwhile was measured too and
+        bought nothing: the run's main thread then waited for the GIL instead."""
+        images = list(images)
+        if images:
+            self._ahead = WalkAhead(images, self.state_dir, self.skip)
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+
     def digest(self, image: Image, platform: Platform) -> str:
         """The digest a per-platform build is cached under: same digest, same image."""
         with self._lock:
@@ -96,8 +110,11 @@ class Inputs:
         record or `doit status` loads them (``entries``)."""
         with self._lock:
             if image.name not in self._contexts:
-                entries = walk(image, self.state_dir, self.skip)
-                self._contexts[image.name] = (digest_entries(entries), marshal.dumps(entries))
+                sent = self._ahead.take(image.name) if self._ahead is not None else None
+                if sent is None:
+                    entries = walk(image, self.state_dir, self.skip)
+                    sent = (digest_entries(entries), marshal.dumps(entries))
+                self._contexts[image.name] = sent
             return self._contexts[image.name]
 
     def entries(self, image: Image) -> dict[str, str]:

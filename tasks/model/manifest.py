@@ -104,7 +104,7 @@ def load_manifest(path: str | os.PathLike, shown: str | None = None, *,
 
     ``shown`` is how errors name the file (default: ``path`` as given). ``quick`` parses the
     YAML with libyaml where PyYAML was built with it: the same document from a valid file,
-    ~8 times faster, but its own words for an invalid one; the prefetch child uses it, and
+    ~8 times faster, but its own words for an invalid one; the session uses it, and
     errors are reported from the pure-Python parser.
     """
     shown = shown or str(path)
