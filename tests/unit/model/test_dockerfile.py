@@ -3,33 +3,9 @@
 import pytest
 import yaml
 from multiarch.tasks.inputs.digests import input_digest
-from multiarch.tasks.model.dockerfile import referenced_images
 from multiarch.tasks.model.errors import ManifestError
 from multiarch.tasks.model.manifest import find_cycle, load_manifest
 from multiarch.tasks.model.reference import split_tag
-
-
-@pytest.mark.parametrize(
-    ("dockerfile", "build_args", "expected"),
-    [
-        ("FROM busybox:1.35\n", {}, ["busybox:1.35"]),
-        ("from --platform=$BUILDPLATFORM golang:1.22 AS build\nFROM scratch\n"
-         "COPY --from=build /app /app\n", {}, ["golang:1.22"]),
-        ("ARG REGISTRY=localhost:5000\nARG TAG=v1\nFROM ${REGISTRY}/base:${TAG}\n", {},
-         ["localhost:5000/base:v1"]),
-        ("ARG REGISTRY=localhost:5000\nFROM $REGISTRY/base\n", {"REGISTRY": "r.example"},
-         ["r.example/base"]),
-        ("ARG TAG\nFROM base:${TAG:-v2}\n", {}, ["base:v2"]),
-        ("ARG ARCH=amd64\nFROM ${ARCH}/busybox:1.35\n", {"ARCH": "arm64v8"},
-         ["arm64v8/busybox:1.35"]),
-        ("FROM a AS one\nFROM one\nCOPY --from=tools:1 /bin/x /x\nCOPY --from=0 /y /y\n", {},
-         ["a", "tools:1"]),
-        ("# FROM commented:1\nFROM \\\n  continued:2\n", {}, ["continued:2"]),
-        ("FROM base AS Stage\nFROM stage\n", {}, ["base"]),
-    ],
-)
-def test_referenced_images(dockerfile, build_args, expected):
-    assert referenced_images(dockerfile, build_args) == expected
 
 
 @pytest.mark.parametrize(
