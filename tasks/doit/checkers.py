@@ -62,10 +62,24 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
             entries = self.inputs.entries(self.image)
             for platform, part in zip(self.platforms, parts, strict=True):
                 self.inputs.record(self.image, platform, with_entries(part, entries))
+            if self._fell_back(task.values):
+                return {"input_digest": f"fell back: {digest}"}
             return {"input_digest": digest}
 
         task.value_savers.append(save)
         return values.get("input_digest") == digest
+
+    def _fell_back(self, built: dict) -> bool:
+        """Whether the build ran on another engine than its route (its node was down), while
+        what it pulls depends on the platform it builds on (`FROM --platform=$BUILDPLATFORM`):
+        the digest then assumed a build platform it did not have, so it is saved as never
+        matching, and the next run builds it again."""
+        manifest = self.inputs.manifest
+        if manifest is None or "builder" not in built or len(self.platforms) != 1:
+            return False
+        platform = self.platforms[0]
+        return (built["builder"] != manifest.routing.node_for(platform).name
+                and any(pull.platform != platform for pull in self.image.pulls_for(platform)))
 
     def __repr__(self) -> str:
         platforms = ", ".join(repr(str(p)) for p in self.platforms)

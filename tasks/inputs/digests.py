@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..model.dockerfile import Pull
 from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
@@ -69,14 +70,10 @@ class Inputs:
             "tags": list(image.platform_tags(platform)),
             "repository": image.repository,
         }
-        if self.manifest is not None and image.depends_on:
-            parts["bases"] = {
-                name: self._base_digest(self.manifest.image(name), platform)
-                for name in image.depends_on
-            }
-        if self.probe is not None and image.pull and image.base_images:
-            parts["base_images"] = {ref: self.probe.platform_digest(ref, platform)
-                                    for ref in image.base_images}
+        if image.pulls:
+            parts["pulls"] = [[pull.stage, pull.instruction, pull.reference, str(pull.platform),
+                               self._pulled_digest(image, pull)]
+                              for pull in image.pulls_for(platform)]
         return parts
 
     def look_ahead(self, images: Iterable[Image]) -> None:
@@ -128,11 +125,21 @@ class Inputs:
                 self._files[path] = hashlib.sha256(path.read_bytes()).hexdigest()
             return self._files[path]
 
-    def _base_digest(self, base: Image, platform: Platform) -> str | list[str]:
-        """A base's digest for the platform being built, or for all of its platforms."""
-        if platform in base.platforms:
-            return self.digest(base, platform)
-        return [self.digest(base, other) for other in base.platforms]
+    def _pulled_digest(self, image: Image, pull: Pull) -> str | list[str] | None:
+        """What ``pull`` gets: an image of the manifest by the input digest of the platform
+        pulled (all of its platforms' if it builds no such one); an outside image by the
+        digest the registry gives for that platform, or None (taken as it was) without a
+        probe or with ``pull: false``."""
+        found = self.manifest.locate(pull.reference) if self.manifest is not None else None
+        if found is not None:
+            base, fixed = found
+            pulled = fixed or pull.platform
+            if pulled in base.platforms:
+                return self.digest(base, pulled)
+            return [self.digest(base, other) for other in base.platforms]
+        if self.probe is None or not image.pull:
+            return None
+        return self.probe.platform_digest(pull.reference, pull.platform)
 
     def record_path(self, image: Image, platform: Platform) -> Path | None:
         if self.state_dir is None:

@@ -23,10 +23,22 @@ def explain(before: dict | None, after: dict) -> list[str]:
     for key in ("target", "platform", "tags", "repository"):
         if before.get(key) != after.get(key):
             reasons.append(f"{key} changed")
-    for name, digest in after.get("bases", {}).items():
-        if before.get("bases", {}).get(name) != digest:
-            reasons.append(f"base image {name} changed")
-    for ref, digest in after.get("base_images", {}).items():
-        if before.get("base_images", {}).get(ref) != digest:
-            reasons.append(f"{ref} now points at {str(digest)[:19]}")
+    reasons += _pulls_moved(before.get("pulls", []), after.get("pulls", []))
     return reasons or ["inputs unchanged; not yet recorded as done"]
+
+
+def _pulls_moved(before: list, after: list) -> list[str]:
+    """Which pull moved: its stage, reference and the platform it is pulled for."""
+    old = {tuple(pull[:4]): pull[4] for pull in before}
+    new = {tuple(pull[:4]): pull[4] for pull in after}
+    reasons = []
+    for (stage, instruction, ref, platform), digest in new.items():
+        where = f"stage {stage}: {instruction} {ref} ({platform})"
+        if (stage, instruction, ref, platform) not in old:
+            reasons.append(f"{where} is new")
+        elif old[(stage, instruction, ref, platform)] != digest:
+            shown = digest if isinstance(digest, str) else "its platforms"
+            reasons.append(f"{where} now points at {str(shown)[:19]}")
+    for stage, instruction, ref, platform in sorted(old.keys() - new.keys()):
+        reasons.append(f"stage {stage}: {instruction} {ref} ({platform}) is no longer pulled")
+    return reasons

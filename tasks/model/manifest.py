@@ -4,16 +4,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .dockerfile import referenced_images
+from .dockerfile import DockerfileError, Pull, parse_cached, pulls, untracked
 from .errors import ManifestError
 from .fields import Fields, exists, kind_of, suggest
 from .methods import Method, parse_method
-from .platforms import Platform
+from .platforms import Platform, host_platform
 from .reference import repository_name, split_tag, validate_registry, validate_tag
 from .registries import RegistrySettings, parse_registries
 from .routing import Routing, parse_builders
@@ -24,6 +25,7 @@ MANIFEST_VERSION = 1
 DEFAULT_RETRIES = 3
 MAX_RETRIES = 10
 DEFAULT_TAGS = ("latest",)
+STATE_DIR = ".multiarch"  # beside the manifest: doit's state, records, caches
 _IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BUILD_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
@@ -46,6 +48,13 @@ class Image:
     base_images: tuple[str, ...] = ()  # images from outside the manifest it is built FROM
     method: Method = Method()
     retries: int = DEFAULT_RETRIES  # registry operations: attempts after the first
+    # What each platform's build pulls (tasks.model.dockerfile), and what it cannot track.
+    pulls: tuple[tuple[Platform, tuple[Pull, ...]], ...] = ()
+    untracked: tuple[str, ...] = ()
+
+    def pulls_for(self, platform: Platform) -> tuple[Pull, ...]:
+        """The images the build of ``platform`` pulls, each with the platform pulled for."""
+        return dict(self.pulls).get(platform, ())
 
     def dockerfile_for(self, platform: Platform) -> Path:
         """The Dockerfile one platform is built from (`dockerfiles:` may name its own)."""
@@ -89,10 +98,27 @@ class Manifest:
     def image(self, name: str) -> Image:
         return next(image for image in self.images if image.name == name)
 
+    def build_platform(self, platform: Platform) -> Platform:
+        """The platform the build of ``platform`` runs on, which `$BUILDPLATFORM` names: a
+        platform routed to its own node (`builders:`) builds natively there, any other on the
+        local engine, this machine."""
+        if self.routing.node_for(platform) != self.routing.default:
+            return platform
+        return host_platform()
+
+    def locate(self, ref: str) -> tuple[Image, Platform | None] | None:
+        """The image of the manifest ``ref`` names, by one of its tags, and the platform a
+        per-platform tag fixes (``v1-arm64``); None for an image from outside."""
+        return self._by_ref.get(split_tag(ref))
+
+    @cached_property
+    def _by_ref(self) -> dict[tuple[str, str], tuple[Image, Platform | None]]:
+        return images_by_ref(self.images)
+
     @property
     def state_dir(self) -> Path:
         """Where doit's state and build metadata live: beside the manifest."""
-        return self.path.parent / ".multiarch"
+        return self.path.parent / STATE_DIR
 
 
 QUICK_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -147,7 +173,6 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
         _parse_image(fields, str(name), raw, path.parent, registry, platforms, defaults, retries)
         for name, raw in images_raw.items()
     )
-    images = _link_images(fields, images, {str(name): raw for name, raw in images_raw.items()})
     cache = fields.string(top, "cache", "registry")
     if cache not in CACHE_MODES:
         raise fields.fail("cache", f"unknown cache {cache!r}; allowed: {', '.join(CACHE_MODES)}")
@@ -155,22 +180,34 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     registries = parse_registries(fields, top.get("registries"), path.parent)
     built = tuple(dict.fromkeys(p for image in images for p in image.platforms))
     routing = parse_builders(fields, top.get("builders"), built)
-    return Manifest(path=path, registry=registry, platforms=platforms, images=images, cache=cache,
-                    registries=registries, builder=builder, retries=retries,
-                    routing=routing)
+    manifest = Manifest(path=path, registry=registry, platforms=platforms, images=images,
+                        cache=cache, registries=registries, builder=builder, retries=retries,
+                        routing=routing)
+    raw = {str(name): raw for name, raw in images_raw.items()}
+    return replace(manifest, images=_link_images(fields, manifest, raw))
 
 
-def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, ...]:
-    """Fill ``depends_on``: the images each Dockerfile names, plus the explicit list.
+def images_by_ref(images) -> dict[tuple[str, str], tuple[Image, Platform | None]]:
+    """(repository, tag) → the image, and the platform a per-platform tag fixes."""
+    by_ref: dict[tuple[str, str], tuple[Image, Platform | None]] = {}
+    for image in images:
+        for tag in image.tags:
+            by_ref[(image.repository, tag)] = (image, None)
+        for platform in image.platforms:
+            for tag in image.platform_tags(platform):
+                by_ref.setdefault((image.repository, tag), (image, platform))
+    return by_ref
+
+
+def _link_images(fields, manifest: Manifest, raw: dict) -> tuple[Image, ...]:
+    """Fill what each build pulls (read as BuildKit reads the Dockerfile, per platform) and
+    ``depends_on``: the images of the manifest it pulls, plus the explicit list.
 
     A reference counts when its repository is an image's and its tag one of that image's
     tags or per-platform tags; anything else is an outside base image.
     """
-    by_ref = {}
-    for image in images:
-        for platform in image.platforms:
-            for tag in (*image.tags, *image.platform_tags(platform)):
-                by_ref[(image.repository, tag)] = image.name
+    images, folder = manifest.images, manifest.path.parent
+    by_ref = images_by_ref(images)
     names = [image.name for image in images]
     linked = []
     for image in images:
@@ -180,33 +217,45 @@ def _link_images(fields, images: tuple[Image, ...], raw: dict) -> tuple[Image, .
             if name not in names:
                 raise fields.fail(f"{key}[{index}]",
                                   f"no image {name!r} in this manifest{suggest(name, names)}")
-        refs = []
-        for dockerfile in dict.fromkeys(map(image.dockerfile_for, image.platforms)):
-            try:
-                text = dockerfile.read_text(encoding="utf-8", errors="replace")
-            except OSError as err:
-                raise fields.fail(f"images.{image.name}.dockerfile", err.strerror) from None
-            refs += referenced_images(text, dict(image.build_args))
-        inferred = [by_ref[split_tag(ref)] for ref in refs if split_tag(ref) in by_ref]
-        outside = [ref for ref in refs if split_tag(ref) not in by_ref and _is_reference(ref)]
+        per_platform, notes = [], {}
+        for platform in image.platforms:
+            found, cannot = _read_pulls(fields, image, platform,
+                                        manifest.build_platform(platform), folder)
+            per_platform.append((platform, found))
+            notes.update(dict.fromkeys(cannot))
+        refs = dict.fromkeys(pull.reference for _, found in per_platform for pull in found)
+        inferred = [by_ref[split_tag(ref)][0].name for ref in refs if split_tag(ref) in by_ref]
+        outside = [ref for ref in refs if split_tag(ref) not in by_ref]
         depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
-        linked.append(replace(image, depends_on=depends_on,
-                              base_images=tuple(dict.fromkeys(outside))))
+        linked.append(replace(image, depends_on=depends_on, base_images=tuple(outside),
+                              pulls=tuple(per_platform), untracked=tuple(notes)))
     cycle = find_cycle({image.name: image.depends_on for image in linked})
     if cycle:
         raise fields.fail("images", f"dependency cycle: {' -> '.join(cycle)}")
     return tuple(linked)
 
 
-def _is_reference(ref: str) -> bool:
-    """A FROM value we can resolve: not a half-substituted `${ARCH}/x` left empty."""
-    name, tag = split_tag(ref.split("@", 1)[0])
+def _read_pulls(fields, image: Image, platform: Platform, build_platform: Platform,
+                folder: Path) -> tuple[tuple[Pull, ...], tuple[str, ...]]:
+    """What the build of ``platform`` pulls and what it cannot track; a Dockerfile BuildKit
+    would refuse is one line naming the file, the image and the Dockerfile's line."""
+    dockerfile = image.dockerfile_for(platform)
+    key = f"images.{image.name}.dockerfile"
     try:
-        repository_name(name, None)
-        validate_tag(tag)
-    except ValueError:
-        return False
-    return True
+        text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise fields.fail(key, err.strerror) from None
+    args = dict(image.build_args)
+    try:
+        parsed = parse_cached(text, folder / STATE_DIR / "dockerfiles")
+        return (pulls(parsed, args, image.target, platform, build_platform),
+                untracked(parsed, args, image.target, platform, build_platform))
+    except DockerfileError as err:
+        try:
+            shown = dockerfile.relative_to(folder)
+        except ValueError:
+            shown = dockerfile
+        raise fields.fail(key, f"{shown} {err}") from None
 
 
 def _parse_image(fields, name, raw, base: Path, registry, default_platforms, defaults,

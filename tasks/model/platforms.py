@@ -1,5 +1,6 @@
 """Platform specifiers ("linux/arm/v7"), parsed and normalised as containerd does."""
 
+import platform as host
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -163,3 +164,9 @@ def from_oci(fields: dict) -> Platform | None:
         return parse_platform(oci_text(fields))
     except ValueError:
         return None
+
+
+def host_platform() -> Platform:
+    """This machine's platform (linux/amd64 on x86_64): the build platform of a build on the
+    local engine, which a `FROM --platform=$BUILDPLATFORM` stage runs on."""
+    return parse_platform(f"linux/{host.machine()}")

@@ -65,6 +65,8 @@ def report(manifest: Manifest, inputs: Inputs, probe=None) -> list[str]:
             lines.append(f"{image.name} {platform}: {state}" + (f" ({where})" if where else ""))
         for ref in image.refs:
             lines.append(f"{image.name} list {ref}: {_registry_state(probe, ref) or 'not checked'}")
+        for note in image.untracked:  # what its digest cannot cover: a rebuild will not follow
+            lines.append(f"{image.name}: {note}")
     return lines
 
 

@@ -51,7 +51,8 @@ def test_base_drift(workspace, pull):
     result = workspace.doit("build")
 
     if pull:
-        assert f"app linux/arm64: rebuild: {upstream} now points at" in status
+        assert (f"app linux/arm64: rebuild: stage 0: FROM {upstream} (linux/arm64) now points"
+                " at") in status
         assert "app linux/amd64: up to date" in status
         assert ran_builds(result) == ["build:app:linux/arm64"]
         app = f"localhost:5000/{workspace.namespace}/app:latest"

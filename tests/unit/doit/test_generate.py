@@ -479,7 +479,7 @@ def test_input_digest_follows_a_dockerfile_outside_the_context(tmp_path):
 
 def check(checker: inputs_unchanged, values: dict) -> tuple[bool, dict]:
     """Do what doit does: call the checker, then (on success) run the task's value savers."""
-    task = SimpleNamespace(value_savers=[])
+    task = SimpleNamespace(value_savers=[], values={})  # doit's Task: the actions' values
     result = checker(task, values)
     saved = {}
     for saver in task.value_savers:

@@ -96,6 +96,7 @@ def test_defaults_are_applied(project):
             build_args=(),
             target=None,
             pull=True,
+            pulls=((AMD64, ()), (ARM64, ())),  # FROM scratch pulls nothing
         ),
     )
     assert manifest.image("app") is manifest.images[0]
@@ -103,6 +104,7 @@ def test_defaults_are_applied(project):
 
 def test_every_field_is_read(project):
     make_context(project / "app", "build/Containerfile")
+    (project / "app" / "build" / "Containerfile").write_text("FROM scratch AS runtime\n")
     got = load(
         image(
             dockerfile="build/Containerfile",
@@ -124,6 +126,7 @@ def test_every_field_is_read(project):
         (("BASE", "alpine"),),
         "runtime",
         False,
+        pulls=((ARMV7, ()),),
     )
 
 
