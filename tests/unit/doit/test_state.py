@@ -232,7 +232,8 @@ def publish(tmp_path: Path, version: str, background: bool = False, options=()):
     argv = [sys.executable, "-m", "doit", "run", *options, "publish"]
     if not background:
         return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, check=True)
-    return subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 @pytest.mark.parametrize("options", [(), ("-n", "2", "-P", "process")])
@@ -247,8 +248,8 @@ def test_a_task_stopped_half_way_is_not_done_when_the_inputs_return(tmp_path, op
     while (tmp_path / "published").read_text() != "B":
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    os.killpg(process.pid, signal.SIGKILL)  # the run and its `-P process` workers, which
+    process.wait(timeout=30)                 # would wait for the dead run's queue for ever
 
     # What A's run made is gone ("published" says B): A's old record must not stand.
     assert status(tmp_path, VERSION="A") == {"publish": "R"}
