@@ -209,7 +209,7 @@ def _link_images(fields, manifest: Manifest, raw: dict) -> tuple[Image, ...]:
     images, folder = manifest.images, manifest.path.parent
     by_ref = images_by_ref(images)
     names = [image.name for image in images]
-    linked = []
+    linked, parsed_files = [], {}
     for image in images:
         key = f"images.{image.name}.depends_on"
         explicit = fields.string_list(raw[image.name], key, [])
@@ -220,7 +220,7 @@ def _link_images(fields, manifest: Manifest, raw: dict) -> tuple[Image, ...]:
         per_platform, notes = [], {}
         for platform in image.platforms:
             found, cannot = _read_pulls(fields, image, platform,
-                                        manifest.build_platform(platform), folder)
+                                        manifest.build_platform(platform), folder, parsed_files)
             per_platform.append((platform, found))
             notes.update(dict.fromkeys(cannot))
         refs = dict.fromkeys(pull.reference for _, found in per_platform for pull in found)
@@ -236,18 +236,21 @@ def _link_images(fields, manifest: Manifest, raw: dict) -> tuple[Image, ...]:
 
 
 def _read_pulls(fields, image: Image, platform: Platform, build_platform: Platform,
-                folder: Path) -> tuple[tuple[Pull, ...], tuple[str, ...]]:
+                folder: Path, parsed_files: dict) -> tuple[tuple[Pull, ...], tuple[str, ...]]:
     """What the build of ``platform`` pulls and what it cannot track; a Dockerfile BuildKit
-    would refuse is one line naming the file, the image and the Dockerfile's line."""
+    would refuse is one line naming the file, the image and the Dockerfile's line.
+    ``parsed_files``: each Dockerfile read and parsed once per load, whatever uses it."""
     dockerfile = image.dockerfile_for(platform)
     key = f"images.{image.name}.dockerfile"
-    try:
-        text = dockerfile.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise fields.fail(key, err.strerror) from None
     args = dict(image.build_args)
     try:
-        parsed = parse_cached(text, folder / STATE_DIR / "dockerfiles")
+        if dockerfile not in parsed_files:
+            try:
+                text = dockerfile.read_text(encoding="utf-8", errors="replace")
+            except OSError as err:
+                raise fields.fail(key, err.strerror) from None
+            parsed_files[dockerfile] = parse_cached(text, folder / STATE_DIR / "dockerfiles")
+        parsed = parsed_files[dockerfile]
         return (pulls(parsed, args, image.target, platform, build_platform),
                 untracked(parsed, args, image.target, platform, build_platform))
     except DockerfileError as err:

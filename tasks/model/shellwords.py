@@ -23,6 +23,8 @@ def process_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
     Raises:
         WordError: an unclosed quote or ${, a bad modifier or pattern, or ${VAR?word} unset.
     """
+    if not any(special in word for special in ("$", "'", '"', escape)):
+        return word  # most FROM lines: nothing to expand
     return _Lexer(word, env, escape).until()
 
 

@@ -9,6 +9,7 @@ from multiarch.tasks.inputs.explain import explain
 from multiarch.tasks.model.errors import ManifestError
 from multiarch.tasks.model.manifest import load_manifest
 from multiarch.tasks.model.platforms import host_platform, parse_platform
+from multiarch.tasks.report import status
 
 AMD64, ARM64 = parse_platform("linux/amd64"), parse_platform("linux/arm64")
 CROSS = """\
@@ -147,3 +148,12 @@ def test_an_add_of_a_url_is_reported_untracked(tmp_path):
     [note] = manifest.image("app").untracked
     assert note.startswith("line 2: ADD https://example.com/x.tgz")
     assert "not tracked" in note
+
+
+def test_doit_status_says_what_is_not_tracked(tmp_path):
+    manifest = load_manifest(write(
+        tmp_path, {"app": "FROM scratch\nADD https://example.com/x.tgz /x\n"},
+        platforms=("linux/amd64",)))
+    lines = status.report(manifest, Inputs(manifest))
+    assert lines[-1] == ("app: line 2: ADD https://example.com/x.tgz: a URL without --checksum"
+                         " is not tracked")
