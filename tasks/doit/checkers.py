@@ -79,7 +79,7 @@ class inputs_unchanged:  # noqa: N801 - named like doit's own checkers (config_c
             return False
         platform = self.platforms[0]
         return (built["builder"] != manifest.routing.node_for(platform).name
-                and any(pull.platform != platform for pull in self.image.pulls_for(platform)))
+                and platform in self.image.pulls_differ_here)
 
     def __repr__(self) -> str:
         platforms = ", ".join(repr(str(p)) for p in self.platforms)

@@ -51,6 +51,9 @@ class Image:
     # What each platform's build pulls (tasks.model.dockerfile), and what it cannot track.
     pulls: tuple[tuple[Platform, tuple[Pull, ...]], ...] = ()
     untracked: tuple[str, ...] = ()
+    # Platforms routed to a node whose build, run here instead (the node down), pulls other
+    # images: its `$BUILDPLATFORM` stages would run on this machine's platform.
+    pulls_differ_here: tuple[Platform, ...] = ()
 
     def pulls_for(self, platform: Platform) -> tuple[Pull, ...]:
         """The images the build of ``platform`` pulls, each with the platform pulled for."""
@@ -217,18 +220,23 @@ def _link_images(fields, manifest: Manifest, raw: dict) -> tuple[Image, ...]:
             if name not in names:
                 raise fields.fail(f"{key}[{index}]",
                                   f"no image {name!r} in this manifest{suggest(name, names)}")
-        per_platform, notes = [], {}
+        per_platform, notes, differ = [], {}, []
         for platform in image.platforms:
-            found, cannot = _read_pulls(fields, image, platform,
-                                        manifest.build_platform(platform), folder, parsed_files)
+            build_platform = manifest.build_platform(platform)
+            found, cannot = _read_pulls(fields, image, platform, build_platform, folder,
+                                        parsed_files)
             per_platform.append((platform, found))
             notes.update(dict.fromkeys(cannot))
+            if build_platform != host_platform() and found != _read_pulls(
+                    fields, image, platform, host_platform(), folder, parsed_files)[0]:
+                differ.append(platform)
         refs = dict.fromkeys(pull.reference for _, found in per_platform for pull in found)
         inferred = [by_ref[split_tag(ref)][0].name for ref in refs if split_tag(ref) in by_ref]
         outside = [ref for ref in refs if split_tag(ref) not in by_ref]
         depends_on = tuple(dict.fromkeys([*inferred, *explicit]))
         linked.append(replace(image, depends_on=depends_on, base_images=tuple(outside),
-                              pulls=tuple(per_platform), untracked=tuple(notes)))
+                              pulls=tuple(per_platform), untracked=tuple(notes),
+                              pulls_differ_here=tuple(differ)))
     cycle = find_cycle({image.name: image.depends_on for image in linked})
     if cycle:
         raise fields.fail("images", f"dependency cycle: {' -> '.join(cycle)}")

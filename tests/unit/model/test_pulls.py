@@ -2,8 +2,11 @@
 construct BuildKit pulls through, digests that follow exactly the platforms pulled, the
 reasons `doit status` gives, and bad Dockerfiles as one line."""
 
+from types import SimpleNamespace
+
 import pytest
 import yaml
+from multiarch.tasks.doit.checkers import inputs_unchanged
 from multiarch.tasks.inputs.digests import Inputs
 from multiarch.tasks.inputs.explain import explain
 from multiarch.tasks.model.errors import ManifestError
@@ -157,3 +160,26 @@ def test_doit_status_says_what_is_not_tracked(tmp_path):
     lines = status.report(manifest, Inputs(manifest))
     assert lines[-1] == ("app: line 2: ADD https://example.com/x.tgz: a URL without --checksum"
                          " is not tracked")
+
+
+def test_a_routed_platform_builds_on_its_node_and_a_fallback_is_never_taken_as_done(tmp_path):
+    path = write(tmp_path, {"app": OUTSIDE_CROSS})
+    document = yaml.safe_load((tmp_path / "multiarch.yaml").read_text())
+    document["builders"] = {"linux/arm64": {"docker_host": "tcp://arm-node:2375"}}
+    (tmp_path / "multiarch.yaml").write_text(yaml.safe_dump(document))
+    manifest = load_manifest(path)
+    # A native arm64 node runs the $BUILDPLATFORM stage on arm64 itself.
+    assert pulled(manifest, "app", ARM64) == [("build", "busybox:1.35", "linux/arm64"),
+                                              ("1", "busybox:1.35", "linux/arm64")]
+    inputs = Inputs(manifest, Registry(amd64="sha256:a1", arm64="sha256:b1"))
+    checker = inputs_unchanged(manifest.image("app"), ARM64, inputs)
+
+    def saved(builder):
+        task = SimpleNamespace(value_savers=[], values={"builder": builder})
+        checker(task, {})
+        return task.value_savers[0]()["input_digest"]
+
+    digest = inputs.digest(manifest.image("app"), ARM64)
+    assert saved("tcp://arm-node:2375") == digest
+    # The node was down and the build ran here, its build stage on amd64: not that digest.
+    assert saved("default") != digest
