@@ -14,6 +14,9 @@ DOIT_CONFIG = {
     "backend": state.BACKEND,  # each task's record committed when saved (tasks/doit/state.py)
     "dep_file": str(state.db_path(RUN.manifest.state_dir)),
     "par_type": "thread",
+    # A failed platform does not stop its siblings or other images; what depends on it (its
+    # list) is withheld, and the run exits non-zero. `--no-continue` stops at the first.
+    "continue": True,
     "reporter": for_manifest(RUN.manifest),
 }
 

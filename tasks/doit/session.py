@@ -6,13 +6,13 @@ import gc
 import importlib.metadata
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 from doit import get_var, loader
 
 from ..model.errors import ManifestError
 from ..model.manifest import Image, Manifest, load_manifest
+from ..model.scaffold import make_state_dir
 from . import cmdline, lock, names, processes, state
 from .generate import Run
 
@@ -145,7 +145,7 @@ def load_or_exit(path: str, invoked_in: str) -> Manifest:
             manifest = load_manifest(path, shown)
     except ManifestError as err:
         _exit(str(err))
-    Path(manifest.state_dir).mkdir(exist_ok=True)
+    make_state_dir(manifest.state_dir)
     return manifest
 
 

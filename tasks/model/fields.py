@@ -79,8 +79,13 @@ class Fields:
         return value
 
     def platforms(self, table: dict, key: str, default: tuple) -> tuple[Platform, ...]:
-        if key.rsplit(".", 1)[-1] not in table:
+        """A list of platforms, or one string as `docker build --platform` takes them
+        (`linux/amd64,linux/arm64`)."""
+        name = key.rsplit(".", 1)[-1]
+        if name not in table:
             return default
+        if isinstance(table[name], str):
+            return self.call(key, parse_platforms, [p.strip() for p in table[name].split(",")])
         return self.call(key, parse_platforms, self.string_list(table, key, []))
 
     def call(self, key: str, check: Callable, value):

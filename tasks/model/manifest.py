@@ -139,6 +139,9 @@ def load_manifest(path: str | os.PathLike, shown: str | None = None, *,
     shown = shown or str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ManifestError(shown, "", f"cannot read: {err.strerror}; `multiarch init` writes"
+                                       " a first one") from None
     except OSError as err:
         raise ManifestError(shown, "", f"cannot read: {err.strerror}") from None
     except UnicodeDecodeError as err:

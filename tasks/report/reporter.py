@@ -98,6 +98,11 @@ class BuildReporter(ConsoleReporter):
         counts = ", ".join(f"{n} {state}" for state, n in facts["platforms"].items())
         self.write(f"report: {paths[1]} ({counts or 'nothing'}; QEMU "
                    f"{report_html.seconds(facts['qemu_seconds'])})\n")
+        for outcome, label in (("failed", "failed"),
+                               ("not run", "not run (what they need failed or was not reached)")):
+            names = sorted(name for name, run in self._runs.items() if run.outcome == outcome)
+            if names:
+                self.write(f"{label}: {', '.join(names)}\n")
 
 
 def for_manifest(manifest: Manifest) -> type[BuildReporter]:

@@ -415,7 +415,8 @@ def test_documents_that_are_no_manifest(project, text, expected):
 
 
 def test_unreadable_files(project):
-    assert error("", "missing.yaml") == "missing.yaml: cannot read: No such file or directory"
+    assert error("", "missing.yaml") == ("missing.yaml: cannot read: No such file or directory;"
+                                         " `multiarch init` writes a first one")
     assert error("", str(project)) == f"{project}: cannot read: Is a directory"
     Path("latin1.yaml").write_bytes(b"version: 1\n# caf\xe9\n")
     assert error("", "latin1.yaml").startswith("latin1.yaml: cannot read: not UTF-8")
