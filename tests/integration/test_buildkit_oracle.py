@@ -52,8 +52,10 @@ CASES = [
     ("binary-targetos", {}),
     ("fixed-platform", {}),
     ("heredoc", {}),
-    ("syntax", {}),
 ]
+# No `# syntax=` fixture: its frontend image (docker/dockerfile:1) is neither in the engine's
+# docker.io mirror nor reachable without internet, so BuildKit cannot be asked here; the unit
+# tests cover how multiarch reads the directive.
 
 
 def case_id(case: tuple[str, dict]) -> str:
@@ -153,15 +155,6 @@ def differences(what: str, buildkit: set, multiarch: set) -> str:
             f"  only multiarch:{rows(multiarch - buildkit)}")
 
 
-def has_tag(repository: str, tag: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{REGISTRY_HTTP}/v2/{repository}/tags/list",
-                                    timeout=10) as response:
-            return tag in (json.load(response).get("tags") or [])
-    except urllib.error.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def oracle(engine, tmp_path_factory) -> dict:
     """A repository namespace of this run's own, and a tools image for both platforms that
@@ -179,8 +172,6 @@ def oracle(engine, tmp_path_factory) -> dict:
 @pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize(("folder", "build_args"), CASES, ids=[case_id(c) for c in CASES])
 def test_pulls_are_what_buildkit_pulled(oracle, tmp_path, folder, build_args, platform):
-    if folder == "syntax" and not has_tag("docker/dockerfile", "1"):
-        pytest.skip("no docker/dockerfile:1 in the engine's docker.io mirror, and no internet")
     context = tmp_path / folder
     shutil.copytree(FIXTURES / folder, context)
     text = (context / "Dockerfile").read_text().replace(TOOLS_MARK, oracle["tools"])
