@@ -33,7 +33,10 @@ def open(dodo_dir: str, argv: list[str] | None = None) -> Run:
     """
     line = cmdline.read(sys.argv[1:] if argv is None else argv)
     invoked_in = loader.initial_workdir or os.getcwd()
-    manifest = load_or_exit(manifest_path(get_var("manifest"), invoked_in, dodo_dir), invoked_in)
+    # doit's file loader sets initial_workdir; the `multiarch` command imports this module
+    # instead, and then the dodo's own folder (the installed package) is no place to look.
+    fallback = dodo_dir if loader.initial_workdir is not None else None
+    manifest = load_or_exit(manifest_path(get_var("manifest"), invoked_in, fallback), invoked_in)
     records = _records(line, manifest)
     lock.hold_for_command(manifest.state_dir, line.command)
     if line.command == "run":
@@ -109,7 +112,7 @@ def _backend_installed() -> bool:
                for point in points)
 
 
-def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
+def manifest_path(given: str | None, invoked_in: str, dodo_dir: str | None) -> str:
     """The absolute path of the manifest a user means.
 
     doit changes into the dodo's folder before loading it, so a relative `manifest=`
@@ -118,7 +121,7 @@ def manifest_path(given: str | None, invoked_in: str, dodo_dir: str) -> str:
     """
     if given:
         return os.path.normpath(os.path.join(invoked_in, given))
-    for folder in (invoked_in, dodo_dir):
+    for folder in (invoked_in, dodo_dir) if dodo_dir else (invoked_in,):
         candidate = os.path.join(folder, DEFAULT_MANIFEST)
         if os.path.exists(candidate):
             return os.path.normpath(candidate)

@@ -552,6 +552,14 @@ def test_default_manifest_prefers_the_invocation_folder(tmp_path, monkeypatch, p
         assert found.resolve() == tmp_path / expected / "multiarch.yaml"
 
 
+def test_the_multiarch_command_looks_only_where_it_was_invoked(tmp_path):
+    """Loaded by `multiarch` (no dodo file), the installed package's folder is no fallback."""
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / "multiarch.yaml").write_text("version: 1\n")
+    found = manifest_path(None, str(tmp_path / "user"), None)
+    assert found == str(tmp_path / "user" / "multiarch.yaml")
+
+
 def test_doit_list_imports_no_docker_sdk(project):
     """The stages import the docker SDK when they first talk to an engine, not when tasks
     are made: `doit list` loads none of it."""
