@@ -1,8 +1,10 @@
 """Task generation: a Manifest in, doit task dicts out; nothing here runs docker."""
 
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 from doit.exceptions import TaskFailed
 
@@ -11,6 +13,7 @@ from ...builders.errors import DockerError
 from ...builders.registry.probe import RegistryProbe
 from ...builders.stages import build, buildx, inspect, manifest_list, push
 from ..inputs.digests import Inputs
+from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.registries import buildkitd_config
 from ..report import status
@@ -34,6 +37,7 @@ class Run:
     probe: RegistryProbe
     verify: bool = True
     records: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's, among others'
 
     def in_registry(self, refs: tuple[str, ...], key: str) -> list[still_in_registry]:
         """The registry-backed uptodate check of ``refs``, or none with `verify=0` (where it
@@ -46,6 +50,15 @@ class Run:
         half-way is then never taken for its earlier, finished self."""
         if self.records is not None:
             task["actions"] = [(void_record, [self.records]), *task["actions"]]
+        return task
+
+    def after_registries(self, task: dict) -> dict:
+        """``task`` with the `registries` check as its setup task, and a first action (after
+        ``recorded``'s) that refuses to run once that check failed in this run
+        (``after_preflight``)."""
+        task["setup"] = ["registries"]
+        check = (after_preflight, [self.manifest.state_dir, self.id])
+        task["actions"] = [check, *task["actions"]]
         return task
 
     @classmethod
@@ -69,6 +82,34 @@ def step(action: Callable, *args, **kwargs) -> dict | TaskFailed | None:
         return action(*args, **kwargs)
     except DockerError as err:
         return TaskFailed(str(err))
+
+
+PREFLIGHT_FAILED = "preflight-failed"  # in the state folder: the id of the run whose check failed
+
+
+def _preflight(manifest: Manifest, run_id: str) -> None:
+    """preflight.preflight, leaving word of a failure for the tasks that need it.
+
+    doit runs a task whose setup task failed even so under `continue` (the default here): it
+    looks for failed dependencies before a task's setup tasks run, not after. A registry
+    that is down or refuses the credentials must stop every build, not only the first.
+    """
+    try:
+        preflight.preflight(manifest)
+    except DockerError:
+        write_atomic(manifest.state_dir / PREFLIGHT_FAILED, run_id)
+        raise
+
+
+def after_preflight(state_dir: Path, run_id: str) -> TaskFailed | None:
+    """A task's first action: refuse once this run's `registries` check failed. A file, not
+    a variable: under `doit -P process` the check ran in another process."""
+    try:
+        failed = (state_dir / PREFLIGHT_FAILED).read_text() == run_id
+    except OSError:
+        return None
+    return TaskFailed("not run: the registries check failed (see `registries`)") if failed \
+        else None
 
 
 def _build(inputs: Inputs, image: Image, platform, state_dir, *rest) -> dict:
@@ -116,7 +157,7 @@ def build_tasks(run: Run) -> Iterator[dict]:
             "verbosity": 2,
         })
         for platform in image.platforms:
-            yield run.recorded({
+            yield run.recorded(run.after_registries({
                 "name": names.subtask(names.build(image.name, platform)),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
                 "actions": [(step, [_build, run.inputs, image, platform, manifest.state_dir,
@@ -124,9 +165,8 @@ def build_tasks(run: Run) -> Iterator[dict]:
                                     manifest.registries, manifest.routing])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 "task_dep": bases(run, image),
-                "setup": ["registries"],
                 "verbosity": 2,
-            })
+            }))
 
 
 def _buildx_task(run: Run, image: Image) -> dict:
@@ -136,7 +176,7 @@ def _buildx_task(run: Run, image: Image) -> dict:
         fallback = partial(buildx.manifest_fallback, image, state_dir,
                            partial(run.inputs.digest, image), run.manifest.insecure_hosts)
     platforms = ",".join(str(p) for p in image.platforms)
-    return run.recorded({
+    return run.recorded(run.after_registries({
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
         "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
@@ -146,9 +186,8 @@ def _buildx_task(run: Run, image: Image) -> dict:
                      *run.in_registry(image.refs, "lists")],
         "task_dep": bases(run, image)
         + (["buildkitd"] if run.manifest.builder == "auto" else []),
-        "setup": ["registries"],
         "verbosity": 2,
-    })
+    }))
 
 
 def inspect_tasks(run: Run) -> Iterator[dict]:
@@ -171,18 +210,17 @@ def push_tasks(run: Run) -> Iterator[dict]:
     for image in _manifest_strategy(manifest):
         for platform in image.platforms:
             built = names.build(image.name, platform)
-            yield run.recorded({
+            yield run.recorded(run.after_registries({
                 "name": names.subtask(names.push(image.name, platform)),
                 "doc": f"docker push {image.platform_refs(platform)[0]}",
                 "actions": [(step, [push.push, image, platform, manifest.state_dir],
                              {"routing": manifest.routing,
                               "registries": manifest.registries})],
                 "getargs": {"built": (built, None)},
-                "setup": ["registries"],
                 "uptodate": [result_dep(built),
                              *run.in_registry(image.platform_refs(platform), "digests")],
                 "verbosity": 2,
-            })
+            }))
 
 
 def manifest_tasks(run: Run) -> Iterator[dict]:
@@ -231,7 +269,7 @@ def registries_task(run: Run) -> dict:
     hosts = ", ".join(preflight.registry_hosts(run.manifest)) or "none"
     return {
         "doc": f"check that the registries answer and accept your credentials ({hosts})",
-        "actions": [(step, [preflight.preflight, run.manifest])],
+        "actions": [(step, [_preflight, run.manifest, run.id])],
         "uptodate": [False],
     }
 

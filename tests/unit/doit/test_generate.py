@@ -603,6 +603,22 @@ def test_a_task_whose_record_says_it_is_done_voids_it_first(two_images, tmp_path
     assert voided == 2 + 2 * 3 * 2 + 2 + 1  # images, builds and pushes, lists, buildkitd
 
 
+def test_a_failed_registries_check_stops_every_task_that_needs_it(two_images):
+    """doit runs a task whose setup task failed anyway under `continue`: the task's first
+    own action refuses when this run's check failed, and only this run's."""
+    run = generate.Run.of(two_images)
+    guarded = [task for task in all_tasks(run) if task.get("setup") == ["registries"]]
+    assert len(guarded) == 2 * 3 * 2  # every build and push
+    check, args = guarded[0]["actions"][0]
+    state_dir = two_images.state_dir
+    assert check(*args) is None  # no check failed yet
+    state_dir.mkdir(exist_ok=True)
+    (state_dir / generate.PREFLIGHT_FAILED).write_text("another run")
+    assert check(*args) is None
+    (state_dir / generate.PREFLIGHT_FAILED).write_text(run.id)
+    assert "registries check failed" in str(check(*args))
+
+
 @pytest.mark.parametrize("verify", [True, False])
 def test_registry_checks_are_made_only_when_verifying(two_images, verify):
     run = generate.Run.of(two_images, verify=verify)
