@@ -233,10 +233,10 @@ def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
     run_ = generate.Run.of(parsed)
     builds = {task["name"]: task for task in generate.build_tasks(run_) if task.get("actions")}
     pushes = {task["name"]: task for task in generate.push_tasks(run_) if task.get("actions")}
-    _, build_args = builds["app:linux/arm64"]["actions"][0]
+    _, build_args = builds["app:linux/arm64"]["actions"][-1]
     assert build_args[-1] is parsed.routing
     assert build_args[-1].node_for(ARM64).name == NODE
-    _, _, push_kwargs = pushes["app:linux/arm64"]["actions"][0]
+    _, _, push_kwargs = pushes["app:linux/arm64"]["actions"][-1]
     assert push_kwargs == {"routing": parsed.routing, "registries": parsed.registries}
     assert pushes["app:linux/arm64"]["getargs"] == {"built": ("build:app:linux/arm64", None)}
 
