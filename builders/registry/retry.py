@@ -1,14 +1,14 @@
 """Bounded retries for registry operations, and which failures a second attempt may not meet.
 
-Every operation that talks to a registry (SDK pushes, `docker manifest` runs, the registry
-client's requests, buildx pushes) goes through ``retry``: a 5xx, a 429, a dropped or refused
-connection, a timeout is tried again after a doubling pause; an answer that will not change
-(401, 403, 404, 400 manifest invalid) is final at once. When the attempts run out, the error
-is a RegistryError naming the registry, the operation and the number of attempts.
+Every operation that talks to a registry (SDK pushes, the registry client's requests, each
+manifest list's among them, buildx pushes) goes through ``retry``: a 5xx, a 429, a dropped or
+refused connection, a timeout is tried again after a doubling pause; an answer that will not
+change (401, 403, 404, 400 manifest invalid) is final at once. When the attempts run out, the
+error is a RegistryError naming the registry, the operation and the number of attempts.
 
 The registry client's own RegistryError says what happened in its fields. Other programs (the
-engine's push stream, the docker CLI, buildx) only say it in words, so their text is read by
-the classifiers below.
+engine's push stream, buildx) only say it in words, so their text is read by the classifiers
+below.
 """
 
 import http.client

@@ -118,32 +118,3 @@ def auto_builder_argv(config: Path | None) -> list[str]:
         argv += ["--buildkitd-config", str(config)]
     return argv
 
-
-# --- `docker manifest`: the manifest list stage --------------------------------------------
-
-
-def _insecure(insecure: bool) -> list[str]:
-    return ["--insecure"] if insecure else []
-
-
-def inspect_argv(ref: str, insecure: bool) -> list[str]:
-    return ["docker", "manifest", "inspect", "--verbose", *_insecure(insecure), ref]
-
-
-def rm_argv(list_ref: str) -> list[str]:
-    return ["docker", "manifest", "rm", list_ref]
-
-
-def create_argv(list_ref: str, child_refs: list[str], insecure: bool) -> list[str]:
-    return ["docker", "manifest", "create", *_insecure(insecure), list_ref, *child_refs]
-
-
-def annotate_argv(list_ref: str, child_ref: str, platform: Platform) -> list[str]:
-    argv = ["docker", "manifest", "annotate", "--os", platform.os, "--arch", platform.architecture]
-    if platform.variant:
-        argv += ["--variant", platform.variant]
-    return argv + [list_ref, child_ref]
-
-
-def push_argv(list_ref: str, insecure: bool) -> list[str]:
-    return ["docker", "manifest", "push", "--purge", *_insecure(insecure), list_ref]

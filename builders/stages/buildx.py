@@ -116,7 +116,7 @@ def push_failed_retriably(text: str) -> bool:
 
 
 def manifest_fallback(image: Image, state_dir: Path, input_digest: Callable[[Platform], str],
-                      insecure_hosts: frozenset[str] = frozenset()) -> dict:
+                      registries: tuple[RegistrySettings, ...] = ()) -> dict:
     """The manifest strategy inline: build and push each platform, then publish the lists.
 
     ``input_digest`` gives each platform's (tasks.inputs), asked only here, when the
@@ -125,7 +125,7 @@ def manifest_fallback(image: Image, state_dir: Path, input_digest: Callable[[Pla
     for platform in image.platforms:
         built = build.build_or_reuse(image, platform, state_dir, input_digest(platform), False)
         push.push(image, platform, state_dir, built)
-    return {**manifest_list.publish(image, insecure_hosts), "strategy": "manifest (fallback)"}
+    return {**manifest_list.publish(image, registries), "strategy": "manifest (fallback)"}
 
 
 def write_buildkitd_toml(registries: tuple[RegistrySettings, ...], path: Path) -> dict:

@@ -1,50 +1,41 @@
 """Stage three: assemble and push a manifest list over the pushed per-platform images.
 
-Uses `docker manifest`, the seed's own tool, which brings the user's registry credentials and
-`--insecure`. Two of its traps are handled here: `create --amend` merges into a stale local
-list (docker/cli#954), so the local list is removed first and created from digests; and a
-per-platform push from the containerd image store is itself an index (the image plus a
-BuildKit attestation for `unknown/unknown`), so the platform's own manifest is picked out of it.
+Spoken over the registry's HTTP API (builders.registry.client): one GET per child and one PUT
+per list, instead of a `docker manifest` process, and a rewrite of its local store, for every
+inspect, create, annotate and push. The list is byte for byte the one `docker manifest create`
++ `annotate` + `push` would make. A per-platform push from the containerd image store is itself
+an index (the image plus a BuildKit attestation for `unknown/unknown`), so the platform's own
+manifest is picked out of it.
 """
 
-import contextlib
+import hashlib
 import json
-import re
-from functools import partial
 
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform, from_oci
-from ...tasks.model.reference import locate
+from ...tasks.model.registries import RegistrySettings
 from ...tasks.model.tags import platform_tag
-from ..engine.cli import run
-from ..engine.facts import is_loopback
+from ..engine.cli import say
 from ..errors import DockerError
-from ..registry.retry import is_retriable, retry
-from .argv import annotate_argv, create_argv, inspect_argv, push_argv, rm_argv
+from ..registry.client import Registry, repository_of
 
-_LIST_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64})\s*$", re.MULTILINE)
-
-
-def needs_insecure(repository: str, insecure_hosts: frozenset[str] = frozenset()) -> bool:
-    """The CLI, unlike the engine, speaks plain HTTP only when told, even to loopback."""
-    host = locate(repository)[0]
-    return is_loopback(host) or host in insecure_hosts
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def select_child(inspected: dict | list, platform: Platform, ref: str) -> dict:
-    """Pick the descriptor of ``platform``'s image out of `docker manifest inspect --verbose`.
+def digest_of(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
-    A plain manifest is its own answer. In an index, attestation entries (`unknown/unknown`)
-    are skipped and the entry whose platform normalises to ``platform`` is taken; when no
-    entry says so but exactly one image is there, that one is taken and the list entry is
-    annotated with the declared platform.
+
+def select_child(manifests: list[dict], platform: Platform, ref: str) -> dict:
+    """Pick the descriptor of ``platform``'s image out of an index's ``manifests``.
+
+    Attestation entries (`unknown/unknown`) are skipped and the entry whose platform
+    normalises to ``platform`` is taken; when no entry says so but exactly one image is
+    there, that one is taken, and the list gives it the declared platform.
     """
-    if isinstance(inspected, dict):
-        return inspected["Descriptor"]
-    images = [
-        entry["Descriptor"] for entry in inspected
-        if entry["Descriptor"].get("platform", {}).get("os", "unknown") != "unknown"
-    ]
+    images = [d for d in manifests if d.get("platform", {}).get("os", "unknown") != "unknown"]
     matching = [d for d in images if from_oci(d.get("platform", {})) == platform]
     if len(matching) == 1:
         return matching[0]
@@ -54,76 +45,88 @@ def select_child(inspected: dict | list, platform: Platform, ref: str) -> dict:
     raise DockerError(f"{ref} has no single image for {platform} (found: {found})")
 
 
-# What `docker manifest inspect`/`create` (CLI 26) say when the manifest or config request
-# fails with a 5xx, a reset or a stall: it tries its next endpoint and reports that one's
-# complaint about the manifest it did get, not the cause.
-_CLI_MASKED = "unsupported manifest format"
+def child_descriptor(body: bytes, media_type: str, platform: Platform, ref: str) -> dict:
+    """The list entry for ``platform``, from the manifest the registry serves at ``ref``.
+
+    Only mediaType, size and digest are kept, as `docker manifest create` fetches the child
+    by digest; the platform is the declared one, as `annotate --os --arch --variant` sets it.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise DockerError(f"{ref}: the registry's manifest is not a JSON object",
+                          output=body[:200].decode(errors="replace"))
+    if "manifests" in document:
+        chosen = select_child(document["manifests"], platform, ref)
+        descriptor = {key: chosen[key] for key in ("mediaType", "size", "digest")}
+    else:
+        descriptor = {"mediaType": media_type or document.get("mediaType", ""),
+                      "size": len(body), "digest": digest_of(body)}
+    return {**descriptor, "platform": platform.to_oci()}
 
 
-def cli_retriable(text: str) -> bool:
-    """A registry hiccup as `docker manifest` reports it: the usual ones, and the fallback
-    error that hides a 5xx or a dropped connection; the CLI's own words stay in the error."""
-    return is_retriable(text) or _CLI_MASKED in text
+def in_cli_order(children: list[dict]) -> list[dict]:
+    """``children`` in the order `docker manifest push` lists them: its local store hands them
+    back in file-name order, which within one repository is digest order."""
+    return sorted(children, key=lambda child: child["digest"])
 
 
-def resolve_children(image: Image, tag: str, insecure: bool) -> list[tuple[str, Platform]]:
-    """Each platform's pushed image for ``tag``, as ``repository@digest``, from the registry.
+def list_body(children: list[dict]) -> tuple[bytes, str]:
+    """The list over ``children``, in their order, as `docker manifest push` serialises it, and
+    its media type: the same children give the same bytes, and so the same digest.
+
+    As docker/distribution's manifestlist.FromDescriptors decides: an OCI index when the
+    first child is an OCI manifest, a Docker manifest list otherwise, mixed children or not;
+    the 3-space indent is its MarshalIndent.
+    """
+    media_type = OCI_INDEX if children and children[0]["mediaType"] == OCI_MANIFEST \
+        else DOCKER_LIST
+    document = {"schemaVersion": 2, "mediaType": media_type, "manifests": children}
+    return json.dumps(document, indent=3).encode(), media_type
+
+
+def resolve_children(image: Image, tag: str, registry: Registry, path: str) -> list[dict]:
+    """Each platform's list entry for ``tag``, from its per-platform tag in the registry.
 
     Asking the registry rather than trusting the push stage means a list is only made of
     images that are really there.
     """
     children = []
-    host = locate(image.repository)[0]
     for platform in image.platforms:
-        ref = f"{image.repository}:{platform_tag(tag, platform)}"
-        inspect_once = partial(run, inspect_argv(ref, insecure), f"inspect {ref}", echo=False)
-        output = retry(inspect_once, f"inspect {ref}", host, image.retries, f"[{image.name}] ",
-                       cli_retriable)
-        try:
-            inspected = json.loads(output)
-        except json.JSONDecodeError:
-            raise DockerError(f"inspect {ref}: not JSON", inspect_argv(ref, insecure),
-                              output) from None
-        descriptor = select_child(inspected, platform, ref)
-        children.append((f"{image.repository}@{descriptor['digest']}", platform))
+        child_tag = platform_tag(tag, platform)
+        ref = f"{image.repository}:{child_tag}"
+        found = registry.get(path, child_tag)
+        if found is None:
+            raise DockerError(f"{ref} is not in the registry")
+        body, media_type, _ = found
+        children.append(child_descriptor(body, media_type, platform, ref))
     return children
 
 
-def publish(image: Image, insecure_hosts: frozenset[str] = frozenset()) -> dict:
-    """Create and push ``repository:tag`` for every tag; return each list's digest.
+def publish(image: Image, registries: tuple[RegistrySettings, ...] = ()) -> dict:
+    """Push the list ``repository:tag`` for every tag; return each list's digest.
 
     Every child of every list is resolved before the first list is pushed, so a missing
-    platform stops the stage with nothing half-published.
+    platform stops the stage with nothing half-published. A list is one PUT, retried on a
+    registry hiccup by the client, so the registry never holds half of one.
+
+    Args:
+        registries: the manifest's RegistrySettings (plain HTTP, private CAs).
     """
-    insecure = needs_insecure(image.repository, insecure_hosts)
+    registry, path = repository_of(image, registries)
     prefix = f"[{image.name}] "
-    planned = {tag: resolve_children(image, tag, insecure) for tag in image.tags}
-    host = locate(image.repository)[0]
+    planned = {tag: resolve_children(image, tag, registry, path) for tag in image.tags}
     lists = {}
     for tag, children in planned.items():
         list_ref = f"{image.repository}:{tag}"
-        lists[list_ref] = retry(partial(_push_list, list_ref, children, insecure, prefix),
-                                f"push manifest list {list_ref}", host, image.retries, prefix,
-                                cli_retriable)
-    return {"lists": lists, "children": {str(p): ref for ref, p in planned[image.tags[0]]}}
-
-
-def _push_list(list_ref: str, children: list[tuple[str, Platform]], insecure: bool,
-               prefix: str) -> str:
-    """One attempt at a list: rm, create, annotate, `push --purge`; return its digest.
-
-    A failed `push --purge` keeps the local list; every attempt starts from `rm` anyway, so
-    a retry never pushes a list left half-made by the attempt before.
-    """
-    with contextlib.suppress(DockerError):  # no local list yet: the usual case
-        run(rm_argv(list_ref), f"remove local list {list_ref}", echo=False)
-    run(create_argv(list_ref, [ref for ref, _ in children], insecure),
-        f"create manifest list {list_ref}", prefix=prefix)
-    for child_ref, platform in children:
-        run(annotate_argv(list_ref, child_ref, platform), f"annotate {child_ref}", prefix=prefix)
-    output = run(push_argv(list_ref, insecure), f"push manifest list {list_ref}", prefix=prefix)
-    found = _LIST_DIGEST.findall(output)
-    if not found:
-        raise DockerError(f"push manifest list {list_ref}: no digest in the output",
-                          push_argv(list_ref, insecure), output)
-    return found[-1]
+        listed = in_cli_order(children)
+        body, media_type = list_body(listed)
+        sources = " ".join(f"{image.repository}@{child['digest']}" for child in listed)
+        say(f"{prefix}$ docker buildx imagetools create -t {list_ref} {sources}")
+        lists[list_ref] = registry.put(path, tag, body, media_type) or digest_of(body)
+    first = planned[image.tags[0]]
+    return {"lists": lists,
+            "children": {str(platform): f"{image.repository}@{child['digest']}"
+                         for platform, child in zip(image.platforms, first, strict=True)}}

@@ -174,7 +174,7 @@ def _buildx_task(run: Run, image: Image) -> dict:
     fallback = None
     if image.method.fallback == "manifest":  # a partial, not a closure: `-P process` pickles it
         fallback = partial(buildx.manifest_fallback, image, state_dir,
-                           partial(run.inputs.digest, image), run.manifest.insecure_hosts)
+                           partial(run.inputs.digest, image), run.manifest.registries)
     platforms = ",".join(str(p) for p in image.platforms)
     return run.recorded(run.after_registries({
         "name": image.name,
@@ -232,8 +232,8 @@ def manifest_tasks(run: Run) -> Iterator[dict]:
         shape = {"refs": list(image.refs), "platforms": [str(p) for p in image.platforms]}
         yield run.recorded({
             "name": image.name,
-            "doc": f"docker manifest create/push {', '.join(image.refs)}",
-            "actions": [(step, [manifest_list.publish, image, manifest.insecure_hosts])],
+            "doc": "docker buildx imagetools create " + " ".join(f"-t {r}" for r in image.refs),
+            "actions": [(step, [manifest_list.publish, image, manifest.registries])],
             "uptodate": [
                 config_changed(shape),
                 *(result_dep(name) for name in pushes),

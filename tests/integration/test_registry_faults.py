@@ -117,7 +117,7 @@ def test_faults_beyond_the_retries_name_the_registry_and_operation(workspace):
         listing = workspace.doit("build", check=False)
         said = listing.stdout + listing.stderr
         assert listing.returncode != 0
-        assert (f"push manifest list {repository}:v1: registry {host} answered 503 Service "
+        assert (f"PUT {repository}:v1: registry {host} answered 503 Service "
                 "Unavailable (2 attempts)") in said, said[-3000:]
         assert raw_manifest(f"{stored}:v1") is None
         print(f"\nfaults: {proxy.summary()}; retries made: "

@@ -1,5 +1,6 @@
-"""builders: every docker argv, the pick out of `manifest inspect`, DockerError; no engine."""
+"""builders: docker argv, manifest lists from the registry's children, DockerError; no engine."""
 
+import hashlib
 import json
 import shlex
 from dataclasses import replace
@@ -11,15 +12,13 @@ from multiarch.builders.engine import cli as run_module
 from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import build as build_module
 from multiarch.builders.stages import manifest_list
-from multiarch.builders.stages.argv import (
-    annotate_argv,
-    build_argv,
-    create_argv,
-    inspect_argv,
-    push_argv,
-    rm_argv,
+from multiarch.builders.stages.argv import build_argv
+from multiarch.builders.stages.manifest_list import (
+    child_descriptor,
+    in_cli_order,
+    list_body,
+    select_child,
 )
-from multiarch.builders.stages.manifest_list import needs_insecure, select_child
 from multiarch.tasks.model.manifest import Image
 from multiarch.tasks.model.platforms import parse_platform
 
@@ -145,122 +144,47 @@ def test_a_cache_broken_by_an_interrupted_build_is_bypassed_once(tmp_path, monke
     assert seen == [argv, [*argv[:-1], "--no-cache", argv[-1]]][:runs]
 
 
-# ---------------------------------------------------------------- manifest list argv
+# ---------------------------------------------------------------- manifest lists
 
 LIST = "localhost:5000/demo:v1"
-CHILDREN = [f"{REPO}@{digest('a')}", f"{REPO}@{digest('b')}"]
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_V1 = "application/vnd.oci.image.manifest.v1+json"
 
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (inspect_argv(LIST, False), ["docker", "manifest", "inspect", "--verbose", LIST]),
-        (
-            inspect_argv(LIST, True),
-            ["docker", "manifest", "inspect", "--verbose", "--insecure", LIST],
-        ),
-        (rm_argv(LIST), ["docker", "manifest", "rm", LIST]),
-        (create_argv(LIST, CHILDREN, False), ["docker", "manifest", "create", LIST, *CHILDREN]),
-        (
-            create_argv(LIST, CHILDREN, True),
-            ["docker", "manifest", "create", "--insecure", LIST, *CHILDREN],
-        ),
-        (
-            annotate_argv(LIST, CHILDREN[0], ARM64),
-            ["docker", "manifest", "annotate", "--os", "linux", "--arch", "arm64",
-             LIST, CHILDREN[0]],
-        ),
-        (
-            annotate_argv(LIST, CHILDREN[1], ARMV7),
-            ["docker", "manifest", "annotate", "--os", "linux", "--arch", "arm",
-             "--variant", "v7", LIST, CHILDREN[1]],
-        ),
-        (push_argv(LIST, False), ["docker", "manifest", "push", "--purge", LIST]),
-        (push_argv(LIST, True), ["docker", "manifest", "push", "--purge", "--insecure", LIST]),
-    ],
-    ids=["inspect", "inspect-insecure", "rm", "create", "create-insecure", "annotate",
-         "annotate-variant", "push", "push-insecure"],
-)
-def test_manifest_list_argv(argv, expected):
-    assert argv == expected
-
-
-@pytest.mark.parametrize(
-    ("repository", "expected"),
-    [
-        ("localhost:5000/x", True),
-        ("127.0.0.1:5000/x", True),
-        ("[::1]:5000/x", True),
-        ("localhost/x", True),
-        ("registry.example.com/x", False),
-        ("10.77.0.2:5000/x", False),
-        ("localhost.example.com:5000/x", False),
-        ("demo", False),
-    ],
-)
-def test_needs_insecure(repository, expected):
-    assert needs_insecure(repository) is expected
-
-
-# ---------------------------------------------------------------- select_child
-# Shapes of `docker manifest inspect --verbose`: a dict for a plain manifest, a list of
-# entries for an index (what a push from the containerd image store produces).
 
 def entry(char: str, os: str, architecture: str, variant: str | None = None) -> dict:
+    """An index entry as a per-platform push from the containerd image store has it."""
     platform = {"architecture": architecture, "os": os}
     if variant:
         platform["variant"] = variant
-    return {
-        "Ref": f"{REPO}:v1-arm64@{digest(char)}",
-        "Descriptor": {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest(char),
-            "size": 1054,
-            "platform": platform,
-        },
-        "Raw": "eyJzY2hlbWFWZXJzaW9uIjoyfQ==",
-        "OCIManifest": {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": digest("c"), "size": 611},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": digest("d"), "size": 3348}],
-        },
-    }
+    return {"mediaType": OCI_V1, "digest": digest(char), "size": 1054, "platform": platform}
 
 
 def attestation(char: str, of: str) -> dict:
     item = entry(char, "unknown", "unknown")
-    item["Descriptor"]["annotations"] = {
+    item["annotations"] = {
         "vnd.docker.reference.digest": digest(of),
         "vnd.docker.reference.type": "attestation-manifest",
     }
     return item
 
 
-SINGLE = {
-    "Ref": f"{REPO}:v1-arm64",
-    "Descriptor": {
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "digest": digest("1"),
-        "size": 528,
-        "platform": {"architecture": "arm64", "os": "linux"},
-    },
-    "SchemaV2Manifest": {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                   "digest": digest("c"), "size": 611},
-        "layers": [],
-    },
-}
+def index(*entries: dict) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": manifest_list.OCI_INDEX,
+                       "manifests": list(entries)}).encode()
+
+
+SCHEMA2 = json.dumps({
+    "schemaVersion": 2,
+    "mediaType": DOCKER_V2,
+    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+               "digest": digest("c"), "size": 611},
+    "layers": [],
+}, indent=3).encode()
 
 
 @pytest.mark.parametrize(
-    ("inspected", "platform", "expected"),
+    ("manifests", "platform", "expected"),
     [
-        (SINGLE, ARM64, digest("1")),
         ([entry("2", "linux", "arm64"), attestation("3", of="2")], ARM64, digest("2")),
         ([attestation("3", of="2"), entry("2", "linux", "arm64")], ARM64, digest("2")),
         ([entry("4", "linux", "arm64", "v8"), attestation("5", of="4")], ARM64, digest("4")),
@@ -283,16 +207,15 @@ SINGLE = {
         ),
         ([entry("e", "linux", "amd64"), attestation("f", of="e")], ARM64, digest("e")),
     ],
-    ids=["single-manifest", "image+attestation", "attestation-first", "arm64-v8",
-         "arm-without-variant", "two-platforms-v7", "two-platforms-amd64", "v6-or-v7",
-         "one-image-other-platform"],
+    ids=["image+attestation", "attestation-first", "arm64-v8", "arm-without-variant",
+         "two-platforms-v7", "two-platforms-amd64", "v6-or-v7", "one-image-other-platform"],
 )
-def test_select_child(inspected, platform, expected):
-    assert select_child(inspected, platform, f"{REPO}:v1-x")["digest"] == expected
+def test_select_child(manifests, platform, expected):
+    assert select_child(manifests, platform, f"{REPO}:v1-x")["digest"] == expected
 
 
 @pytest.mark.parametrize(
-    ("inspected", "found"),
+    ("manifests", "found"),
     [
         (
             [entry("1", "linux", "amd64"), entry("2", "linux", "s390x"),
@@ -300,72 +223,183 @@ def test_select_child(inspected, platform, expected):
             "linux/amd64, linux/s390x",
         ),
         ([attestation("3", of="1")], "none"),
+        ([{"mediaType": OCI_V1, "digest": digest("1"), "size": 9}], "none"),  # as attestations
     ],
-    ids=["two-other-images", "attestation-only"],
+    ids=["two-other-images", "attestation-only", "no-platform"],
 )
-def test_select_child_without_a_single_image_names_ref_platform_and_found(inspected, found):
+def test_select_child_without_a_single_image_names_ref_platform_and_found(manifests, found):
     ref = f"{REPO}:v1-arm64"
     with pytest.raises(DockerError) as caught:
-        select_child(inspected, ARM64, ref)
+        select_child(manifests, ARM64, ref)
     assert str(caught.value) == f"{ref} has no single image for linux/arm64 (found: {found})"
 
 
-# ---------------------------------------------------------------- publish, with a fake run
-
-LIST_DIGEST = digest("f")
-PLATFORM_DIGEST = {"amd64": "a", "armv7": "7"}
-
-
-def fake_docker(calls: list, fail_inspect: str | None = None):
-    """A stand-in for builders.engine.cli.run answering like the docker CLI would."""
-
-    def run(argv, what, prefix="", echo=True):
-        calls.append(argv)
-        verb, ref = argv[2], argv[-1]
-        if verb == "inspect":
-            suffix = ref.rsplit("-", 1)[1]
-            if suffix == fail_inspect:
-                raise DockerError(f"inspect {ref} failed (exit 1)", argv, "no such manifest")
-            char = PLATFORM_DIGEST[suffix]
-            arch = ("arm", "v7") if suffix == "armv7" else ("amd64",)
-            return json.dumps([entry(char, "linux", *arch), attestation("0", of=char)])
-        if verb == "rm":
-            raise DockerError("remove failed (exit 1)", argv, f"No such manifest: {ref}")
-        if verb == "push":
-            return f"Pushed ref {REPO}@{digest('a')} with digest: {digest('a')}\n{LIST_DIGEST}\n"
-        return ""
-
-    return run
+def test_a_plain_manifest_is_its_own_child_by_the_bytes_served():
+    assert child_descriptor(SCHEMA2, DOCKER_V2, ARMV7, f"{REPO}:v1-armv7") == {
+        "mediaType": DOCKER_V2,
+        "size": len(SCHEMA2),
+        "digest": "sha256:" + hashlib.sha256(SCHEMA2).hexdigest(),
+        "platform": {"architecture": "arm", "os": "linux", "variant": "v7"},
+    }
+    assert child_descriptor(SCHEMA2, "", ARM64, "x")["mediaType"] == DOCKER_V2  # body says
 
 
-def test_publish_resolves_then_creates_annotates_and_pushes(monkeypatch):
-    calls = []
-    monkeypatch.setattr(manifest_list, "run", fake_docker(calls))
-    image = replace(IMAGE, platforms=(AMD64, ARMV7))
-    amd64, armv7 = f"{REPO}@{digest('a')}", f"{REPO}@{digest('7')}"
-    result = manifest_list.publish(image)
-    assert calls == [
-        inspect_argv(f"{REPO}:v1-amd64", True),
-        inspect_argv(f"{REPO}:v1-armv7", True),
-        rm_argv(LIST),
-        create_argv(LIST, [amd64, armv7], True),
-        annotate_argv(LIST, amd64, AMD64),
-        annotate_argv(LIST, armv7, ARMV7),
-        push_argv(LIST, True),
-    ]
-    assert result == {
-        "lists": {LIST: LIST_DIGEST},
-        "children": {"linux/amd64": amd64, "linux/arm/v7": armv7},
+def test_an_index_gives_its_platforms_entry_with_the_declared_platform():
+    served = index(attestation("3", of="4"), entry("4", "linux", "arm64", "v8"))
+    assert child_descriptor(served, manifest_list.OCI_INDEX, ARM64, f"{REPO}:v1-arm64") == {
+        "mediaType": OCI_V1, "size": 1054, "digest": digest("4"),
+        "platform": {"architecture": "arm64", "os": "linux"},
     }
 
 
-def test_publish_with_a_missing_platform_publishes_nothing(monkeypatch):
-    calls = []
-    monkeypatch.setattr(manifest_list, "run", fake_docker(calls, fail_inspect="armv7"))
+@pytest.mark.parametrize("body", [b"<html>502</html>", b"[]"])
+def test_a_child_that_is_no_manifest_names_its_ref(body):
+    with pytest.raises(DockerError, match=rf"^{REPO}:v1-arm64: the registry's manifest is not"):
+        child_descriptor(body, "text/html", ARM64, f"{REPO}:v1-arm64")
+
+
+def child(char: str, media_type: str, platform) -> dict:
+    return {"mediaType": media_type, "size": 528, "digest": digest(char),
+            "platform": platform.to_oci()}
+
+
+def test_a_list_of_docker_manifests_is_a_docker_list_as_go_indents_it():
+    body, media_type = list_body([child("a", DOCKER_V2, AMD64), child("7", DOCKER_V2, ARMV7)])
+    assert media_type == manifest_list.DOCKER_LIST
+    assert body.decode() == (
+        '{\n'
+        '   "schemaVersion": 2,\n'
+        f'   "mediaType": "{manifest_list.DOCKER_LIST}",\n'
+        '   "manifests": [\n'
+        '      {\n'
+        f'         "mediaType": "{DOCKER_V2}",\n'
+        '         "size": 528,\n'
+        f'         "digest": "{digest("a")}",\n'
+        '         "platform": {\n'
+        '            "architecture": "amd64",\n'
+        '            "os": "linux"\n'
+        '         }\n'
+        '      },\n'
+        '      {\n'
+        f'         "mediaType": "{DOCKER_V2}",\n'
+        '         "size": 528,\n'
+        f'         "digest": "{digest("7")}",\n'
+        '         "platform": {\n'
+        '            "architecture": "arm",\n'
+        '            "os": "linux",\n'
+        '            "variant": "v7"\n'
+        '         }\n'
+        '      }\n'
+        '   ]\n'
+        '}'
+    )
+
+
+def test_children_are_listed_in_the_clis_order_by_digest():
+    children = [child("b", OCI_V1, AMD64), child("3", OCI_V1, ARM64), child("a", OCI_V1, ARMV7)]
+    assert [c["digest"] for c in in_cli_order(children)] == [digest("3"), digest("a"),
+                                                             digest("b")]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        (OCI_V1, OCI_V1, manifest_list.OCI_INDEX),
+        (OCI_V1, DOCKER_V2, manifest_list.OCI_INDEX),
+        (DOCKER_V2, OCI_V1, manifest_list.DOCKER_LIST),
+    ],
+    ids=["oci", "oci-first", "docker-first"],
+)
+def test_the_first_child_decides_the_lists_format(first, second, expected):
+    body, media_type = list_body([child("a", first, AMD64), child("7", second, ARMV7)])
+    assert media_type == json.loads(body)["mediaType"] == expected
+
+
+class FakeRegistry:
+    """builders.registry.client.Registry's get and put over a dict of tag → (body, type)."""
+
+    def __init__(self, manifests: dict):
+        self.manifests, self.calls = dict(manifests), []
+
+    def get(self, path, reference):
+        self.calls.append(("GET", path, reference))
+        found = self.manifests.get(reference)
+        return None if found is None else (*found, "sha256:" + hashlib.sha256(found[0]).hexdigest())
+
+    def put(self, path, reference, body, media_type):
+        self.calls.append(("PUT", path, reference, media_type))
+        self.manifests[reference] = (body, media_type)
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def pushed(tags: tuple[str, ...]) -> dict:
+    """What two containerd-store pushes leave: an index per per-platform tag."""
+    served = {}
+    for tag in tags:
+        served[f"{tag}-amd64"] = (index(entry("a", "linux", "amd64"), attestation("1", of="a")),
+                                  manifest_list.OCI_INDEX)
+        served[f"{tag}-armv7"] = (index(entry("7", "linux", "arm", "v7"),
+                                        attestation("2", of="7")), manifest_list.OCI_INDEX)
+    return served
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    fake = FakeRegistry(pushed(("v1", "latest")))
+    seen = []
+
+    def repository_of(image, registries=()):
+        seen.append(registries)
+        return fake, "demo"
+
+    monkeypatch.setattr(manifest_list, "repository_of", repository_of)
+    fake.seen = seen
+    return fake
+
+
+def test_publish_resolves_every_child_then_puts_each_list(registry, capsys):
     image = replace(IMAGE, platforms=(AMD64, ARMV7), tags=("v1", "latest"))
-    with pytest.raises(DockerError, match="inspect localhost:5000/demo:v1-armv7"):
+    settings = (SimpleNamespace(host="localhost:5000", insecure=True, ca=None),)
+    result = manifest_list.publish(image, settings)
+    assert registry.seen == [settings]
+    assert registry.calls == [
+        ("GET", "demo", "v1-amd64"), ("GET", "demo", "v1-armv7"),
+        ("GET", "demo", "latest-amd64"), ("GET", "demo", "latest-armv7"),
+        ("PUT", "demo", "v1", manifest_list.OCI_INDEX),
+        ("PUT", "demo", "latest", manifest_list.OCI_INDEX),
+    ]
+    body = registry.manifests["v1"][0]
+    assert json.loads(body)["manifests"] == [child("7", OCI_V1, ARMV7) | {"size": 1054},
+                                             child("a", OCI_V1, AMD64) | {"size": 1054}]
+    listed = "sha256:" + hashlib.sha256(body).hexdigest()
+    amd64, armv7 = f"{REPO}@{digest('a')}", f"{REPO}@{digest('7')}"
+    assert result == {
+        "lists": {LIST: listed, f"{REPO}:latest": listed},
+        "children": {"linux/amd64": amd64, "linux/arm/v7": armv7},
+    }
+    assert capsys.readouterr().out == (
+        f"[demo] $ docker buildx imagetools create -t {LIST} {armv7} {amd64}\n"
+        f"[demo] $ docker buildx imagetools create -t {REPO}:latest {armv7} {amd64}\n"
+    )
+
+
+def test_publish_with_a_missing_platform_publishes_nothing(registry):
+    del registry.manifests["latest-armv7"]
+    image = replace(IMAGE, platforms=(AMD64, ARMV7), tags=("v1", "latest"))
+    with pytest.raises(DockerError, match=f"^{REPO}:latest-armv7 is not in the registry$"):
         manifest_list.publish(image)
-    assert [argv[2] for argv in calls] == ["inspect", "inspect"]
+    assert [call[0] for call in registry.calls] == ["GET"] * 4
+
+
+def test_publish_over_an_index_without_the_platform_publishes_nothing(registry):
+    registry.manifests["v1-armv7"] = (index(entry("6", "linux", "arm", "v6"),
+                                            entry("8", "linux", "arm64")),
+                                      manifest_list.OCI_INDEX)
+    image = replace(IMAGE, platforms=(AMD64, ARMV7))
+    with pytest.raises(DockerError, match=r"v1-armv7 has no single image for linux/arm/v7 "
+                                          r"\(found: linux/arm/v6, linux/arm64\)"):
+        manifest_list.publish(image)
+    assert [call[0] for call in registry.calls] == ["GET", "GET"]
 
 
 # ---------------------------------------------------------------- DockerError and run

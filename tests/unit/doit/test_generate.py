@@ -179,7 +179,7 @@ def fake_stages(monkeypatch):
             }
         }
 
-    def fake_publish(image, insecure_hosts=frozenset()):
+    def fake_publish(image, registries=()):
         calls.append(f"manifest:{image.name}")
         return {"lists": {}}
 
