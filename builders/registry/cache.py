@@ -12,11 +12,13 @@ from ..engine.cli import say
 from .client import repository_of
 
 
-def reuse(image: Image, platform: Platform, input_digest: str, registries=()) -> dict | None:
+def reuse(image: Image, platform: Platform, input_digest: str, registries=(),
+          announce: bool = True) -> dict | None:
     """Point every per-platform tag at the cached image, if the registry has one.
 
     Returns what the build and push stages would have: the image digest and the digest of
-    each tag; None when there is nothing to reuse.
+    each tag; None when there is nothing to reuse. ``announce`` says that a cached image is
+    reused: not for one this run built (a bake), whose tags are only being set.
     """
     registry, path = repository_of(image, registries)
     cached = registry.get(path, content_tag(input_digest))
@@ -24,7 +26,8 @@ def reuse(image: Image, platform: Platform, input_digest: str, registries=()) ->
         return None
     body, media_type, digest = cached
     prefix = f"[{image.name} {platform}] "
-    say(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})")
+    if announce:
+        say(f"{prefix}reusing {image.repository}:{content_tag(input_digest)} ({digest[:19]})")
     digests = {}
     for tag in image.platform_tags(platform):
         ref = f"{image.repository}:{tag}"
@@ -43,6 +46,6 @@ def recheck(image: Image, platform: Platform, built: dict, registries=()) -> dic
     if digests and all(registry.head(path, ref.rpartition(":")[2]) == digest
                        for ref, digest in digests.items()):
         return digests
-    reused = reuse(image, platform, built["input_digest"], registries) \
-        if built.get("input_digest") else None
+    reused = reuse(image, platform, built["input_digest"], registries,
+                   announce=built.get("source") != "bake") if built.get("input_digest") else None
     return reused["digests"] if reused else None

@@ -105,6 +105,65 @@ def export_argv(image: Image, output: Output, platforms: list[Platform],
                           after=["--output", output_flag(output, dest)])
 
 
+# The attestation flags as bake file entries (`attest`), one per flag of ATTESTATION_FLAGS.
+BAKE_ATTESTATIONS = {
+    "false": ["type=provenance,disabled=true", "type=sbom,disabled=true"],
+    "provenance": ["type=provenance"],
+    "sbom": ["type=provenance", "type=sbom"],
+}
+
+
+def bake_escape(text: str) -> str:
+    """``text`` as a literal in a bake JSON file, where strings are HCL templates: `${` and
+    `%{` would start an interpolation or a directive."""
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def bake_target(image: Image, platforms: list[Platform], tag_ref: str) -> dict:
+    """One target of a bake file: what `docker build` of ``platforms`` would be given (the
+    skeleton above, as bake spells it), pushed under ``tag_ref`` by BuildKit itself.
+
+    Several platforms share one target only when they share a Dockerfile and need no
+    per-platform `ARCH` argument (``batchable``).
+    """
+    args = dict(image.build_args)
+    if image.method.arch == "build-arg" and len(platforms) == 1:
+        args[image.method.arch_arg] = ARCH_NAMESPACES[str(platforms[0])]
+    target = {
+        "context": str(image.context),
+        "dockerfile": str(image.dockerfile_for(platforms[0])),
+        "platforms": [str(p) for p in platforms],
+        "args": args,
+        "tags": [tag_ref],
+        "output": ["type=image,push=true"],
+        "pull": image.pull,
+    }
+    if image.target:
+        target["target"] = image.target
+    if image.method.attestations in BAKE_ATTESTATIONS:
+        target["attest"] = BAKE_ATTESTATIONS[image.method.attestations]
+    if image.method.secrets:
+        target["secret"] = [f"id={secret_id},src={path}"
+                            for secret_id, path in image.method.secrets]
+    return _escaped(target)
+
+
+def _escaped(value):
+    if isinstance(value, str):
+        return bake_escape(value)
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {bake_escape(key): _escaped(item) for key, item in value.items()}
+    return value
+
+
+def bake_argv(bake_file: Path, metadata_file: Path) -> list[str]:
+    """`docker buildx bake` of a generated file: every target of it in one BuildKit session."""
+    return ["docker", "buildx", "bake", "-f", str(bake_file), "--metadata-file",
+            str(metadata_file), "--progress", "plain"]
+
+
 def auto_builder_argv(config: Path | None) -> list[str]:
     """`docker buildx create` for ``builder: auto``.
 

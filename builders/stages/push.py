@@ -26,15 +26,16 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
          built: dict | None = None, routing: Routing | None = None, registries=()) -> dict:
     """Push every per-platform tag and the content tag; return each tag's registry digest.
 
-    ``built`` is what the build stage returned. An image it reused from the registry is
-    there already, unless the registry lost it since: then its tags are pointed at the
-    content tag again, or, if that is gone too, it is built here and pushed. An image that
+    ``built`` is what the build stage returned. An image it reused from the registry, or a
+    bake pushed under its content tag, is there already: its tags are pointed at the content
+    tag (again, if the registry lost them since), or, if that is gone too, it is built here
+    and pushed. An image that
     vanished from the engine is built again. The push goes from the engine that built it
     (its ``builder``), straight to the registry. ``registries``: the manifest's settings.
     """
     built = built or {}
     rebuild = False
-    if built.get("source") == "registry":
+    if built.get("source") in ("registry", "bake"):
         digests = cache.recheck(image, platform, built, registries)
         if digests is not None:
             return {"digests": digests}

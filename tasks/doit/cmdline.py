@@ -22,12 +22,15 @@ class CommandLine:
     ``args``: for `run`, the tasks asked for ([] for the defaults), options parsed away;
     for another command, what follows its name, as given. ``backend`` and ``dep_file``:
     `--backend` and `--db-file` when given, else None (DOIT_CONFIG's then stand).
+    ``always`` and ``single``: `run`'s `-a` and `-s`.
     """
 
     command: str
     args: tuple[str, ...] = ()
     backend: str | None = None
     dep_file: str | None = None
+    always: bool = False
+    single: bool = False
 
 
 def _options(*groups) -> CmdParse:
@@ -56,4 +59,5 @@ def read(argv: list[str]) -> CommandLine:
             rest = [] if command == "run" else args
         if command == "run":
             args = rest
-    return CommandLine(command, tuple(args), params.get("backend"), params.get("dep_file"))
+    return CommandLine(command, tuple(args), params.get("backend"), params.get("dep_file"),
+                       bool(params.get("always")), bool(params.get("single")))

@@ -18,6 +18,7 @@ from ..model.manifest import Image, Manifest
 from ..model.registries import buildkitd_config
 from ..report import status
 from . import names
+from .batch import Batches
 from .checkers import config_changed, inputs_unchanged, result_dep, still_in_registry
 from .state import void_record
 
@@ -29,7 +30,8 @@ class Run:
     Nothing here does I/O until a task is checked or run, so `doit list` stays instant.
     ``verify`` makes pushes and lists up to date only while the registry still has them.
     ``records``: the state DB in which a task voids its record before it runs (see
-    ``recorded``); None leaves the records to doit.
+    ``recorded``); None leaves the records to doit. ``batches``: the bakes that make a
+    run's stale builds together (tasks.doit.batch); None builds each on its own.
     """
 
     manifest: Manifest
@@ -38,6 +40,7 @@ class Run:
     verify: bool = True
     records: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)  # this run's, among others'
+    batches: Batches | None = None
 
     def in_registry(self, refs: tuple[str, ...], key: str) -> list[still_in_registry]:
         """The registry-backed uptodate check of ``refs``, or none with `verify=0` (where it
@@ -112,9 +115,14 @@ def after_preflight(state_dir: Path, run_id: str) -> TaskFailed | None:
         else None
 
 
-def _build(inputs: Inputs, image: Image, platform, state_dir, *rest) -> dict:
+def _build(batches: Batches | None, inputs: Inputs, image: Image, platform, state_dir,
+           *rest) -> dict:
     """The build stage given its input digest, hashed when the action runs: making tasks
-    (`doit list`) hashes nothing. Module-level, so `doit -P process` pickles the action."""
+    (`doit list`) hashes nothing. What a bake of this run made is taken as built; the rest
+    builds on its own. Module-level, so `doit -P process` pickles the action."""
+    baked = batches.built(image, platform) if batches is not None else None
+    if baked is not None:
+        return baked
     return build.build_or_reuse(image, platform, state_dir, inputs.digest(image, platform),
                                 *rest)
 
@@ -160,7 +168,8 @@ def build_tasks(run: Run) -> Iterator[dict]:
             yield run.recorded(run.after_registries({
                 "name": names.subtask(names.build(image.name, platform)),
                 "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
-                "actions": [(step, [_build, run.inputs, image, platform, manifest.state_dir,
+                "actions": [(step, [_build, run.batches, run.inputs, image, platform,
+                                    manifest.state_dir,
                                     manifest.cache == "registry",
                                     manifest.registries, manifest.routing])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],

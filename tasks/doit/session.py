@@ -14,6 +14,7 @@ from ..model.errors import ManifestError
 from ..model.manifest import Image, Manifest, load_manifest
 from ..model.scaffold import make_state_dir
 from . import cmdline, lock, names, processes, state
+from .batch import Batches, planned
 from .generate import Run
 
 DEFAULT_MANIFEST = "multiarch.yaml"
@@ -48,6 +49,8 @@ def open(dodo_dir: str, argv: list[str] | None = None) -> Run:
     if line.command == "run":
         run.inputs.look_ahead(checked_images(manifest, line.args))
         atexit.register(run.inputs.close)
+        run.batches = Batches(manifest, run.inputs, planned(manifest, line.args, line.single),
+                              records, line.always)
     return run
 
 

@@ -12,6 +12,7 @@ doit finds the backend through the entry point group `doit.BACKEND` (pyproject.t
 dodo.py's DOIT_CONFIG selects it by name; `--backend json` or `dbm` stays the user's choice.
 """
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -103,3 +104,20 @@ def void_record(dep_file: str, task) -> None:
         conn.commit()
     finally:
         conn.close()
+
+
+def saved_values(dep_file: str) -> dict[str, dict]:
+    """What doit saved for each task ("_values_:": a build's input digest, a push's digests),
+    as committed in the state DB at ``dep_file``: read over a connection of its own, as doit's
+    is not shared across threads. Nothing when there is no DB yet."""
+    try:
+        conn = sqlite3.connect(f"file:{dep_file}?mode=ro", uri=True, timeout=30)
+    except sqlite3.OperationalError:
+        return {}
+    try:
+        rows = conn.execute("select task_id, task_data from doit").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+    return {task_id: json.loads(data).get(FIRST_KEY) or {} for task_id, data in rows}

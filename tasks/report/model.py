@@ -143,12 +143,15 @@ def task_entry(run: TaskRun, runs: dict[str, TaskRun], builders: dict[tuple[str,
     kind, image, platform = names.kind(run.name)
     own = run.values.get("builder") or builders.get((image, platform)) or builder
     built = runs.get(names.build(image, platform)) if kind == names.PUSH else None
-    return {
+    entry = {
         "name": run.name, "kind": kind, "image": image, "platform": platform,
         "state": task_state(run, strategies.get(image, "manifest"), built),
         "start": _round(run.start), "duration": _round(run.duration),
         "builder": own, "emulated": run.values.get("emulated") if kind == "build" else None,
     }
+    if kind == "build" and run.duration is not None and "build_seconds" in run.values:
+        entry["build_seconds"] = run.values["build_seconds"]  # its share of a bake
+    return entry
 
 
 def build_report(manifest: Manifest, runs: dict[str, TaskRun], started: str, wall: float,
@@ -179,17 +182,19 @@ def build_report(manifest: Manifest, runs: dict[str, TaskRun], started: str, wal
 
 
 def summary(images: list[dict], tasks: list[dict]) -> dict:
-    """Counts of platform states, tasks run, and the time builds spent under QEMU."""
+    """Counts of platform states, tasks run, and the time builds spent under QEMU (a baked
+    build's own steps, not the task that waited for the whole bake)."""
     counts = Counter(cell["state"] for image in images for cell in image["platforms"])
-    builds = [t for t in tasks
+    builds = [(t.get("build_seconds", t["duration"]), t["emulated"]) for t in tasks
               if t["kind"] == "build" and t["state"] == "built" and t["duration"] is not None]
     return {
         "platforms": {state: counts[state] for state in reversed(STATES) if counts[state]},
         "tasks_run": sum(1 for t in tasks if t["duration"] is not None),
         "tasks_failed": [t["name"] for t in tasks if t["state"] == "failed"],
-        "qemu_seconds": round(sum(t["duration"] for t in builds if t["emulated"]), 3),
-        "qemu_builds": sum(1 for t in builds if t["emulated"]),
-        "native_seconds": round(sum(t["duration"] for t in builds if t["emulated"] is False), 3),
+        "qemu_seconds": round(sum(seconds for seconds, emulated in builds if emulated), 3),
+        "qemu_builds": sum(1 for _, emulated in builds if emulated),
+        "native_seconds": round(sum(seconds for seconds, emulated in builds
+                                    if emulated is False), 3),
     }
 
 
