@@ -55,6 +55,7 @@ TOOLS = {"multiarch": "a multiarch", "bake": "b bake", "classic": "classic multi
 # BuildKit's plain progress: a step's header, and its CACHED line.
 RUN_STEP = re.compile(r"^#(\d+) \[[^\]]*\] RUN ", re.M)
 CACHED = re.compile(r"^#(\d+) CACHED", re.M)
+BAKES = re.compile(r"^\[bake\] (\d+) builds of \d+ images", re.M)  # multiarch's bakes
 
 
 def write_repo(folder: Path, images: int, namespace: str, token: str, seed: int) -> list[str]:
@@ -107,8 +108,8 @@ def report_tasks(folder: Path) -> dict[str, list[float]]:
     durations: dict[str, list[float]] = {"build": [], "push": [], "manifest": []}
     if path.exists():
         for task in json.loads(path.read_text())["tasks"]:
-            if task["kind"] in durations and task["duration"] is not None:
-                durations[task["kind"]].append(task["duration"])
+            if task["kind"] in durations and task["duration"] is not None:  # a baked build:
+                durations[task["kind"]].append(task.get("build_seconds", task["duration"]))
     return durations
 
 
@@ -175,7 +176,9 @@ class Cold:
         else:
             ran = platform_builds(output)
             reused = output.count("] reusing ")
-            what = f"{len(ran)} platform builds, {reused} served by content tags"
+            bakes = BAKES.findall(output)
+            what = (f"{len(ran)} platform builds ({sum(map(int, bakes))} in {len(bakes)}"
+                    f" bakes), {reused} served by content tags")
             if ran != expected:
                 what += (f"; ! expected {len(expected)}: missing {sorted(expected - ran)[:3]},"
                          f" unexpected {sorted(ran - expected)[:3]}")

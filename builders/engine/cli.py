@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from ..errors import DockerError
 
@@ -44,14 +45,16 @@ def child_env(overrides: dict[str, str | None] | None = None) -> dict[str, str]:
 
 
 def run(argv: list[str], what: str, prefix: str = "", echo: bool = True,
-        progress: str | None = None, env: dict[str, str | None] | None = None) -> str:
+        progress: str | None = None, env: dict[str, str | None] | None = None,
+        line_prefix: Callable[[str], str] | None = None) -> str:
     """Run ``argv`` and return its combined output; raise DockerError(what, ...) on failure.
 
     The command line is printed first, as a user would type it (with the ``env`` it sets, e.g.
     the DOCKER_HOST of a builder node; entries set to None are removed), so a failed step can
     be re-run by hand. Every output line carries ``prefix``; with ``progress`` (a verb such as
     "building"), a command silent for progress_seconds() says `still building (45 s)`, so a
-    long QEMU step is visibly alive. Never uses a shell.
+    long QEMU step is visibly alive. ``line_prefix``, when given, picks each output line's
+    prefix instead (a bake's lines name the build they are of). Never uses a shell.
     """
     if echo:
         assignments = [f"{name}={value}" for name, value in (env or {}).items() if value]
@@ -71,7 +74,7 @@ def run(argv: list[str], what: str, prefix: str = "", echo: bool = True,
             continue
         lines.append(line)
         if echo:
-            say(prefix + line.rstrip("\n"))
+            say((line_prefix(line) if line_prefix else prefix) + line.rstrip("\n"))
     process.wait()
     output = "".join(lines)
     if process.returncode != 0:

@@ -158,6 +158,13 @@ def _escaped(value):
     return value
 
 
+def target_argv(image: Image, platforms: list[Platform], tag_ref: str) -> list[str]:
+    """The `docker buildx build --push` a bake target stands for, to be shown: what bake_target
+    says, as the command line a user would type."""
+    return _build_command(["buildx", "build"], image, platforms, refs=[tag_ref],
+                          after=["--push"])
+
+
 def bake_argv(bake_file: Path, metadata_file: Path) -> list[str]:
     """`docker buildx bake` of a generated file: every target of it in one BuildKit session."""
     return ["docker", "buildx", "bake", "-f", str(bake_file), "--metadata-file",

@@ -11,6 +11,7 @@ the push stage tags it like any image the registry already had.
 import hashlib
 import json
 import re
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from ..engine.client import cli_env
 from ..engine.facts import engine_arch, is_emulated
 from ..errors import DockerError
 from ..registry.client import Registry, repository_of
-from .argv import bake_argv, bake_target
+from .argv import bake_argv, bake_target, target_argv
 
 PREFIX = "[bake] "
 _TARGET_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -35,6 +36,9 @@ _TARGET_NAME = re.compile(r"[^A-Za-z0-9_-]")
 # and a step's end ("#11 DONE 0.4s").
 _STEP = re.compile(r"^#(\d+) \[(\S+) (\S+/\S+) \d+/\d+\] ", re.M)
 _DONE = re.compile(r"^#(\d+) DONE (\d+(?:\.\d+)?)s$", re.M)
+# Any step's header: "#3 [web linux/amd64 internal] load metadata ...", "#2 [web internal] ...".
+_HEADER = re.compile(r"#(\d+) \[([A-Za-z0-9_-]+)(?: ([a-z0-9]+/[a-z0-9/]+))?[ \]]")
+_VERTEX = re.compile(r"#(\d+) ")
 _WORKERS = 8
 _INDEXES = ("application/vnd.oci.image.index.v1+json",
             "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -107,16 +111,21 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node,
     bake_path, metadata = folder / "bake.json", folder / "metadata.json"
     write_atomic(bake_path, json.dumps(bake_file(batch), indent=2))
     metadata.unlink(missing_ok=True)
+    names = target_names(batch)
     builds = sum(len(t.platforms) for t in batch)
     say(f"{PREFIX}{builds} builds of {len(batch)} images in one BuildKit session")
+    for name, target in zip(names, batch, strict=True):  # what each target is, as typed
+        argv = target_argv(target.image, list(target.platforms), f"{target.image.repository}:"
+                           f"{target.tag}")
+        say(f"{PREFIX}{name}: {shlex.join(argv)}")
+    labels = LinePrefixes({name: t.image.name for name, t in zip(names, batch, strict=True)})
     try:
         output = run(bake_argv(bake_path, metadata), "bake", prefix=PREFIX,
-                     progress="building", env=cli_env(node))
+                     progress="building", env=cli_env(node), line_prefix=labels)
     except DockerError as err:
         output = err.output
         say(f"{PREFIX}{err.message}; what it did not push is built one platform at a time")
     seconds = step_seconds(output)
-    names = target_names(batch)
     with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
         tagged = list(pool.map(lambda t: _content_tags(t, registries), batch))
     arch = engine_arch(node)
@@ -130,6 +139,23 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node,
                     "emulated": is_emulated(platform, arch),
                     "build_seconds": round(seconds.get((name, str(platform)), 0.0), 3)}
     return results
+
+
+class LinePrefixes:
+    """The prefix of each line of bake's progress: `[web linux/arm64] ` for the lines of a
+    step of that build, as a `docker build` of it would be prefixed; `[bake] ` for the rest."""
+
+    def __init__(self, images: dict[str, str]):
+        self.images = images  # target name → image name
+        self.owners: dict[str, str] = {}
+
+    def __call__(self, line: str) -> str:
+        header = _HEADER.match(line)
+        if header and header.group(2) in self.images:
+            image, platform = self.images[header.group(2)], header.group(3)
+            self.owners[header.group(1)] = f"[{image} {platform}] " if platform else f"[{image}] "
+        vertex = _VERTEX.match(line)
+        return self.owners.get(vertex.group(1), PREFIX) if vertex else PREFIX
 
 
 def step_seconds(output: str) -> dict[tuple[str, str], float]:

@@ -37,6 +37,9 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     rebuild = False
     if built.get("source") in ("registry", "bake"):
         digests = cache.recheck(image, platform, built, registries)
+        if digests is not None and built.get("source") == "bake":  # and the content tag
+            digests[f"{image.repository}:{content_tag(built['input_digest'])}"] = \
+                built["image_id"]
         if digests is not None:
             return {"digests": digests}
         rebuild = True  # never in this engine: built here, whatever a tag here points at
