@@ -97,10 +97,11 @@ def bake_file(batch: Sequence[Target]) -> dict:
                        for name, t in zip(names, batch, strict=True)}}
 
 
-def bake(batch: Sequence[Target], state_dir: Path, node: Node,
-         registries=()) -> dict[tuple[str, Platform], dict]:
-    """Build and push ``batch`` in one bake on ``node``; return what the build stage would
-    for each (image name, platform) that is now under its content tag.
+def bake(batch: Sequence[Target], state_dir: Path, node: Node, registries=(),
+         arch: str | None = None) -> dict[tuple[str, Platform], dict]:
+    """Build and push ``batch`` in one bake on ``node`` (whose architecture is ``arch``, asked
+    of it if not given); return what the build stage would for each (image name, platform)
+    that is now under its content tag.
 
     A failed bake is not raised: the targets BuildKit pushed before it stopped are kept, and
     the platforms missing from the answer are for the caller to build one by one, where the
@@ -128,7 +129,7 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node,
     seconds = step_seconds(output)
     with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
         tagged = list(pool.map(lambda t: _content_tags(t, registries), batch))
-    arch = engine_arch(node)
+    arch = arch or engine_arch(node)
     results = {}
     for name, target, digests in zip(names, batch, tagged, strict=True):
         for platform, input_digest in zip(target.platforms, target.input_digests, strict=True):

@@ -13,8 +13,9 @@ import os
 import threading
 from collections.abc import Iterable
 
+from ...builders.engine.api import engine_info
 from ...builders.engine.client import engine, sdk
-from ...builders.engine.facts import uses_containerd_store
+from ...builders.engine.facts import host_arch, uses_containerd_store
 from ...builders.errors import DockerError
 from ...builders.registry.probe import UNKNOWN
 from ...builders.stages import bake
@@ -80,6 +81,7 @@ class Batches:
         self._claimed: set[Key] = set()
         self._built: dict[Key, dict] = {}
         self._can_bake: bool | None = None
+        self._arch: str | None = None
 
     def __getstate__(self) -> dict:
         return {}
@@ -119,7 +121,8 @@ class Batches:
             platforms = [p for n, p in chosen if n == name]
             batch += bake.targets(image, platforms,
                                   [self.inputs.digest(image, p) for p in platforms])
-        self._built.update(bake.bake(batch, manifest.state_dir, default, manifest.registries))
+        self._built.update(bake.bake(batch, manifest.state_dir, default, manifest.registries,
+                                     self._arch))
 
     def _stale(self, keys: list[Key], running: Key) -> list[Key]:
         """The builds doit will find stale (``running``, which it has; the others whose input
@@ -146,11 +149,17 @@ class Batches:
 
     def _engine_bakes(self) -> bool:
         """Whether the default engine builds several platforms in one session (the containerd
-        image store); the classic store builds one platform at a time, as before."""
+        image store); the classic store builds one platform at a time, as before. Its
+        architecture comes with the answer, for the bake to say which builds were emulated."""
         if self._can_bake is None:
-            try:
-                info = engine(self.manifest.routing.default).info()
-                self._can_bake = uses_containerd_store(info.get("DriverStatus"))
-            except (DockerError, OSError, sdk().errors.DockerException):
-                self._can_bake = False
+            node = self.manifest.routing.default
+            if node.from_environment and not os.environ.get("DOCKER_CONTEXT"):
+                info = engine_info()  # over the socket, without loading the SDK
+            else:
+                try:
+                    info = engine(node).info()
+                except (DockerError, OSError, sdk().errors.DockerException):
+                    info = {}
+            self._can_bake = uses_containerd_store(info.get("DriverStatus"))
+            self._arch = host_arch(info["Architecture"]) if info.get("Architecture") else None
         return self._can_bake

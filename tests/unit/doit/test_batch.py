@@ -73,7 +73,7 @@ class Recorder:
     def __init__(self):
         self.batches = []
 
-    def __call__(self, targets, state_dir, node, registries=()):
+    def __call__(self, targets, state_dir, node, registries=(), arch=None):
         self.batches.append([(t.image.name, p) for t in targets for p in t.platforms])
         return {(t.image.name, p): {"source": "bake"} for t in targets for p in t.platforms}
 
