@@ -31,6 +31,10 @@ from ..registry.client import Registry, repository_of
 from .argv import bake_argv, bake_target, target_argv
 
 PREFIX = "[bake] "
+# Targets per bake: BuildKit saves a build record per target once it pushed, and with ~50 or
+# more targets in one session that can pass its 20 s timeout and fail the bake
+# (`DeadlineExceeded`, moby/buildkit#4327). More are baked in sessions of this many, in turn.
+MAX_TARGETS = 20
 _TARGET_NAME = re.compile(r"[^A-Za-z0-9_-]")
 # BuildKit's plain progress: a Dockerfile step's header ("#11 [web linux/arm64 2/3] COPY ..."),
 # and a step's end ("#11 DONE 0.4s").
@@ -99,9 +103,20 @@ def bake_file(batch: Sequence[Target]) -> dict:
 
 def bake(batch: Sequence[Target], state_dir: Path, node: Node, registries=(),
          arch: str | None = None) -> dict[tuple[str, Platform], dict]:
-    """Build and push ``batch`` in one bake on ``node`` (whose architecture is ``arch``, asked
-    of it if not given); return what the build stage would for each (image name, platform)
-    that is now under its content tag.
+    """Build and push ``batch`` on ``node`` (whose architecture is ``arch``, asked of it if not
+    given), in bakes of up to MAX_TARGETS targets; return what the build stage would for each
+    (image name, platform) that is now under its content tag."""
+    arch = arch or engine_arch(node)
+    results = {}
+    for start in range(0, len(batch), MAX_TARGETS):
+        results.update(bake_once(batch[start:start + MAX_TARGETS], state_dir, node, registries,
+                                 arch))
+    return results
+
+
+def bake_once(batch: Sequence[Target], state_dir: Path, node: Node, registries,
+              arch: str) -> dict[tuple[str, Platform], dict]:
+    """One bake of ``batch`` in one BuildKit session, then each platform's content tag.
 
     A failed bake is not raised: the targets BuildKit pushed before it stopped are kept, and
     the platforms missing from the answer are for the caller to build one by one, where the
@@ -114,7 +129,8 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node, registries=(),
     metadata.unlink(missing_ok=True)
     names = target_names(batch)
     builds = sum(len(t.platforms) for t in batch)
-    say(f"{PREFIX}{builds} builds of {len(batch)} images in one BuildKit session")
+    images = len({target.image.name for target in batch})
+    say(f"{PREFIX}{builds} builds of {images} images in one BuildKit session")
     for name, target in zip(names, batch, strict=True):  # what each target is, as typed
         argv = target_argv(target.image, list(target.platforms), f"{target.image.repository}:"
                            f"{target.tag}")
@@ -129,7 +145,6 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node, registries=(),
     seconds = step_seconds(output)
     with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
         tagged = list(pool.map(lambda t: _content_tags(t, registries), batch))
-    arch = arch or engine_arch(node)
     results = {}
     for name, target, digests in zip(names, batch, tagged, strict=True):
         for platform, input_digest in zip(target.platforms, target.input_digests, strict=True):

@@ -5,8 +5,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from multiarch.builders.stages import bake as bake_module
 from multiarch.builders.stages.argv import bake_target
 from multiarch.builders.stages.bake import (
+    MAX_TARGETS,
     Target,
     bake_file,
     platform_index,
@@ -17,6 +19,7 @@ from multiarch.builders.stages.bake import (
 from multiarch.tasks.model.manifest import Image
 from multiarch.tasks.model.methods import Method
 from multiarch.tasks.model.platforms import parse_platform
+from multiarch.tasks.model.routing import LOCAL
 
 AMD64, ARM64, ARMV7 = (parse_platform(p) for p in ("linux/amd64", "linux/arm64", "linux/arm/v7"))
 CTX = Path("/src/web")
@@ -151,3 +154,12 @@ PROGRESS = """\
 def test_step_seconds_sum_each_builds_own_steps():
     assert step_seconds(PROGRESS) == pytest.approx(
         {("web", "linux/arm64"): 2.6, ("api", "linux/arm64"): 0.3, ("web", "linux/amd64"): 0.2})
+
+
+def test_a_large_batch_is_baked_in_sessions_of_at_most_max_targets(monkeypatch):
+    sessions = []
+    monkeypatch.setattr(bake_module, "bake_once",
+                        lambda batch, *rest: sessions.append(len(batch)) or {})
+    batch = [Target(replace(IMAGE, name=f"img{n}"), (AMD64,), (str(n),)) for n in range(45)]
+    bake_module.bake(batch, Path("/state"), LOCAL, arch="amd64")
+    assert sessions == [MAX_TARGETS, MAX_TARGETS, 45 - 2 * MAX_TARGETS]
