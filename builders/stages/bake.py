@@ -34,7 +34,8 @@ PREFIX = "[bake] "
 # Targets per bake: BuildKit saves a build record per target once it pushed, and with ~50 or
 # more targets in one session that can pass its 20 s timeout and fail the bake
 # (`DeadlineExceeded`, moby/buildkit#4327). More are baked in sessions of this many, in turn.
-MAX_TARGETS = 20
+MAX_TARGETS = 16
+_DEADLINE = "DeadlineExceeded"  # how that timeout, and BuildKit's others, fail the bake
 _TARGET_NAME = re.compile(r"[^A-Za-z0-9_-]")
 # BuildKit's plain progress: a Dockerfile step's header ("#11 [web linux/arm64 2/3] COPY ..."),
 # and a step's end ("#11 DONE 0.4s").
@@ -115,12 +116,13 @@ def bake(batch: Sequence[Target], state_dir: Path, node: Node, registries=(),
 
 
 def bake_once(batch: Sequence[Target], state_dir: Path, node: Node, registries,
-              arch: str) -> dict[tuple[str, Platform], dict]:
+              arch: str, again: bool = True) -> dict[tuple[str, Platform], dict]:
     """One bake of ``batch`` in one BuildKit session, then each platform's content tag.
 
     A failed bake is not raised: the targets BuildKit pushed before it stopped are kept, and
     the platforms missing from the answer are for the caller to build one by one, where the
-    failure is reported as that platform's own.
+    failure is reported as that platform's own. A bake that BuildKit timed out
+    (`DeadlineExceeded`) bakes what it did not push once more first (``again``).
     """
     folder = state_dir / "bake"
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,12 +138,15 @@ def bake_once(batch: Sequence[Target], state_dir: Path, node: Node, registries,
                            f"{target.tag}")
         say(f"{PREFIX}{name}: {shlex.join(argv)}")
     labels = LinePrefixes({name: t.image.name for name, t in zip(names, batch, strict=True)})
+    timed_out = False
     try:
         output = run(bake_argv(bake_path, metadata), "bake", prefix=PREFIX,
                      progress="building", env=cli_env(node), line_prefix=labels)
     except DockerError as err:
         output = err.output
-        say(f"{PREFIX}{err.message}; what it did not push is built one platform at a time")
+        timed_out = again and _DEADLINE in output
+        say(f"{PREFIX}{err.message}; what it did not push is "
+            + ("baked once more" if timed_out else "built one platform at a time"))
     seconds = step_seconds(output)
     with ThreadPoolExecutor(min(_WORKERS, len(batch))) as pool:
         tagged = list(pool.map(lambda t: _content_tags(t, registries), batch))
@@ -154,6 +159,11 @@ def bake_once(batch: Sequence[Target], state_dir: Path, node: Node, registries,
                     "input_digest": input_digest, "builder": node.name,
                     "emulated": is_emulated(platform, arch),
                     "build_seconds": round(seconds.get((name, str(platform)), 0.0), 3)}
+    if timed_out:
+        missing = [t for t, digests in zip(batch, tagged, strict=True)
+                   if len(digests) < len(t.platforms)]
+        if missing:
+            results.update(bake_once(missing, state_dir, node, registries, arch, again=False))
     return results
 
 

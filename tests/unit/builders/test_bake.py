@@ -1,10 +1,12 @@
 """builders.stages.bake and its bake file: targets, names, the pick out of a pushed index,
 and the per-platform step times read from BuildKit's progress; no engine."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from multiarch.builders.errors import DockerError
 from multiarch.builders.stages import bake as bake_module
 from multiarch.builders.stages.argv import bake_target
 from multiarch.builders.stages.bake import (
@@ -163,3 +165,24 @@ def test_a_large_batch_is_baked_in_sessions_of_at_most_max_targets(monkeypatch):
     batch = [Target(replace(IMAGE, name=f"img{n}"), (AMD64,), (str(n),)) for n in range(45)]
     bake_module.bake(batch, Path("/state"), LOCAL, arch="amd64")
     assert sessions == [MAX_TARGETS, MAX_TARGETS, 45 - 2 * MAX_TARGETS]
+
+
+def test_a_timed_out_bake_bakes_what_it_did_not_push_once_more(monkeypatch, tmp_path):
+    baked, pushed = [], set()
+
+    def run(argv, *rest, **options):
+        document = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
+        baked.append(sorted(document["target"]))
+        if len(baked) == 1:  # the first pushes img0 only, then BuildKit times out
+            pushed.add("img0")
+            raise DockerError("bake failed (exit 1)", argv, "failed to solve: DeadlineExceeded")
+        pushed.update(document["target"])
+        return ""
+
+    monkeypatch.setattr(bake_module, "run", run)
+    monkeypatch.setattr(bake_module, "_content_tags", lambda target, registries: {
+        AMD64: "sha256:" + target.image.name} if target.image.name in pushed else {})
+    batch = [Target(replace(IMAGE, name=f"img{n}"), (AMD64,), (str(n),)) for n in range(3)]
+    results = bake_module.bake(batch, tmp_path, LOCAL, arch="amd64")
+    assert baked == [["img0", "img1", "img2"], ["img1", "img2"]]
+    assert sorted(name for name, _ in results) == ["img0", "img1", "img2"]
