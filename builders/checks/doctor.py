@@ -9,8 +9,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Manifest
 from ...tasks.model.platforms import Platform
+from ..engine import podman
 from ..engine.cli import run, say
 from ..engine.facts import (
     BINFMT_DIR,
@@ -21,6 +23,7 @@ from ..engine.facts import (
     handler_for,
     is_loopback,
 )
+from ..engine.family import family
 from ..engine.nodes import ping
 from ..errors import DockerError
 from ..registry.client import Registry
@@ -49,10 +52,11 @@ class Finding:
 
 def gather(manifest: Manifest) -> dict:
     """Everything diagnose() decides on, as a JSON-friendly dict; never raises."""
-    engine = engine_facts()
+    with_podman = family(manifest.engine) == PODMAN
+    engine = podman.facts() if with_podman else engine_facts()
     return {
         "engine": engine,
-        "builder": builder_facts(manifest.builder),
+        "builder": {} if with_podman else builder_facts(manifest.builder),
         "binfmt": binfmt_handlers(),
         "registries": {host: registry_facts(host) for host in registry_hosts(manifest)},
         "nodes": node_facts(manifest),
@@ -122,12 +126,16 @@ def diagnose(facts: dict, manifest: Manifest) -> list[Finding]:
     """What the facts mean for this manifest, one Finding per subject."""
     engine = facts["engine"]
     findings = [_engine_finding(engine)]
-    findings += _builder_findings(facts["builder"], engine, manifest)
+    if engine.get("family") != PODMAN:
+        findings += _builder_findings(facts["builder"], engine, manifest)
     arch = engine.get("architecture", "amd64")
     for platform in _platforms(manifest):
         findings.append(platform_finding(platform, arch, facts["binfmt"]))
     for host, registry in facts["registries"].items():
-        findings.append(registry_finding(host, registry, engine))
+        if engine.get("family") == PODMAN:
+            findings.append(podman_registry_finding(host, registry, manifest))
+        else:
+            findings.append(registry_finding(host, registry, engine))
     for platform, node in facts.get("nodes", {}).items():
         findings.append(node_finding(platform, node))
     return findings
@@ -151,6 +159,13 @@ def _platforms(manifest: Manifest) -> list[Platform]:
 
 
 def _engine_finding(engine: dict) -> Finding:
+    if engine.get("family") == PODMAN:
+        if not engine.get("reachable"):
+            return Finding("error", "engine", engine.get("error", "unreachable"),
+                           "install podman (Debian: apt-get install podman), or set "
+                           "engine: docker")
+        return Finding("ok", "engine", f"Podman {engine['version']} (storage driver "
+                       f"{engine['driver']}) on linux/{engine['architecture']}")
     if not engine.get("reachable"):
         return Finding("error", "engine", engine.get("error", "unreachable"),
                        "start dockerd, or point DOCKER_HOST at a running engine")
@@ -237,6 +252,31 @@ def registry_finding(host: str, registry: dict, engine: dict) -> Finding:
     if scheme == "HTTP":
         return Finding("error", subject, "answers over plain HTTP but the engine treats it as "
                        "secure (HTTPS only)", f"{daemon_line} and restart dockerd")
+    return Finding("ok", subject, "answers over HTTPS")
+
+
+def podman_registry_finding(host: str, registry: dict, manifest: Manifest) -> Finding:
+    """A registry as podman will reach it: each command is told `--tls-verify=false` for a
+    loopback or `insecure: true` host, so the manifest decides, not a daemon."""
+    subject = f"registry {host}"
+    told = is_loopback(host) or host in manifest.insecure_hosts
+    if registry.get("scheme") == "https-untrusted":
+        if told:
+            return Finding("ok", subject, "answers over HTTPS with an untrusted certificate; "
+                           "podman is given --tls-verify=false")
+        return Finding("error", subject, f"TLS certificate not trusted: {registry['error']}",
+                       f"name its CA with ca: under registries.{host}, or set insecure: true")
+    if not registry.get("answers"):
+        return Finding("error", subject, f"does not answer GET /v2/: {registry.get('error')}",
+                       "start the registry, or check the repository's host")
+    scheme = registry["scheme"].upper()
+    if told:
+        why = "loopback" if is_loopback(host) else "insecure: true"
+        return Finding("ok", subject, f"answers over {scheme}; podman is given "
+                       f"--tls-verify=false ({why})")
+    if scheme == "HTTP":
+        return Finding("error", subject, "answers over plain HTTP, and podman speaks HTTPS to "
+                       "it", f"set insecure: true under registries.{host}")
     return Finding("ok", subject, "answers over HTTPS")
 
 

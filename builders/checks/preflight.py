@@ -1,5 +1,6 @@
 """Before the first build: is every registry this run pushes to up, and does it let us in?"""
 
+from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Image, Manifest
 from ...tasks.model.reference import locate
 from ..engine.facts import (
@@ -9,6 +10,7 @@ from ..engine.facts import (
     insecure_hint,
     is_loopback,
 )
+from ..engine.family import family
 from ..errors import DockerError
 from ..registry.client import DOCKER_HUB, connect
 
@@ -46,6 +48,8 @@ def preflight(manifest: Manifest) -> None:
         except DockerError as err:
             problems.append(err.message)
             continue
+        if family(manifest.engine) == PODMAN:
+            continue  # each podman command is told (--tls-verify=false): no daemon to check
         if host in manifest.insecure_hosts and not is_loopback(host):
             engine = engine or engine_facts()
             if all(pushed_by_buildkit(image, manifest.builder, engine)

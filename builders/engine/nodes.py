@@ -11,6 +11,7 @@ from .api import DEFAULT_HOST, unix_get
 from .cli import say
 from .client import reach, short_reason
 from .facts import is_native
+from .podman import ping as podman_ping
 
 # A node slower than this to answer a ping counts as down: `emulate: false` must fail fast.
 PING_TIMEOUT = 3.0
@@ -27,8 +28,11 @@ _down_lock = threading.Lock()
 def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     """None when ``node`` answers `/_ping` within ``timeout``; otherwise why it did not.
 
-    A unix socket is asked directly (no SDK import); anything else through the SDK.
+    A unix socket is asked directly (no SDK import); anything else through the SDK; a
+    podman connection by `podman --connection <name> info`.
     """
+    if node.connection:
+        return podman_ping(node)
     host = node.docker_host or (None if node.context else os.environ.get("DOCKER_HOST"))
     host = host or (None if node.context else DEFAULT_HOST)
     try:

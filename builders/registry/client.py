@@ -2,13 +2,14 @@
 
 HEAD of a manifest answers "is this tag there, and which digest" in one request; GET plus PUT
 copies a manifest to a new tag without pulling or pushing a layer. Credentials come from the
-user's docker config (`docker login`) through the docker SDK's own reader, are sent only to the
-registry or its token realm, and are never printed.
+user's docker config (`docker login`) or Podman's auth file (`podman login`), read by the docker
+SDK's own reader; they are sent only to the registry or its token realm, and never printed.
 """
 
 import base64
 import http.client
 import json
+import os
 import re
 import ssl
 import urllib.error
@@ -57,18 +58,40 @@ def dropped(err: BaseException) -> str | None:
     return next((words for kind, words in _DROPS if isinstance(reason, kind)), None)
 
 
-def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """(user, secret) for ``host`` from the docker config or the credential helper it names,
-    read as the SDK reads them (``docker.auth``); None when there are none."""
+def docker_config_credentials(host: str, path: str | None = None) -> tuple[str, str] | None:
+    """(user, secret) for ``host`` from the docker config (or the auth file at ``path``, in
+    the same format) or the credential helper it names, read as the SDK reads them
+    (``docker.auth``); None when there are none."""
     docker = sdk()
     try:
-        config = docker.auth.load_config()
+        config = docker.auth.load_config(config_path=path)
         found = docker.auth.resolve_authconfig(config, "docker.io" if host == DOCKER_HUB else host)
     except (docker.errors.DockerException, ValueError):
         return None
     found = found or {}
     secret = found.get("Password") or found.get("password")
     return (found.get("Username") or found.get("username") or "", secret) if secret else None
+
+
+def podman_auth_files() -> list[str]:
+    """The auth files `podman login` writes, in the order Podman reads them
+    (containers-auth.json(5)): $REGISTRY_AUTH_FILE, the runtime folder's, the config's."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/containers/{os.getuid()}"
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = os.path.join(runtime, "containers")
+    files = [os.environ.get("REGISTRY_AUTH_FILE"), os.path.join(runtime, "auth.json"),
+             os.path.expanduser("~/.config/containers/auth.json")]
+    return [path for path in files if path and os.path.isfile(path)]
+
+
+def credentials(host: str) -> tuple[str, str] | None:
+    """(user, secret) for ``host``: `docker login`'s, else `podman login`'s."""
+    found = docker_config_credentials(host)
+    for path in podman_auth_files() if found is None else ():
+        found = docker_config_credentials(host, path)
+        if found:
+            break
+    return found
 
 
 def connect(host: str, registries=(), retries: int = DEFAULT_RETRIES) -> "Registry":
@@ -198,10 +221,10 @@ class Registry:
     def _authorize(self, challenge: str) -> str | None:
         """An Authorization header value for a Basic or Bearer challenge, or None."""
         scheme = challenge.split(" ", 1)[0].lower()
-        credentials = docker_config_credentials(self.host)
+        found = credentials(self.host)
         basic = None
-        if credentials:
-            basic = "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+        if found:
+            basic = "Basic " + base64.b64encode(":".join(found).encode()).decode()
         if scheme == "basic":
             return basic
         if scheme != "bearer":

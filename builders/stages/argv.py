@@ -63,6 +63,11 @@ def _build_command(command: list[str], image: Image, platforms: list[Platform], 
     return [*argv, *after, str(image.context)]
 
 
+def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
+    """Where a build of one platform writes its image ID (`--iidfile`)."""
+    return state_dir / "iid" / f"{image.name}-{platform.suffix}"
+
+
 def build_argv(image: Image, platform: Platform, iidfile: Path) -> list[str]:
     """The `docker build` command line for one platform, as the seed article writes it.
 

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
 from ...tasks.model.routing import LOCAL, Node, Routing
@@ -10,18 +11,16 @@ from ..engine import nodes
 from ..engine.cli import run, say
 from ..engine.client import cli_env
 from ..engine.facts import engine_arch, is_emulated
+from ..engine.family import family
 from ..errors import DockerError
 from ..registry import cache
-from .argv import build_argv
+from . import podman
+from .argv import build_argv, iidfile_path
 
 # A build killed while exporting (its doit run interrupted) can leave BuildKit (containerd
 # store) a cache record whose snapshot is gone: every later build of the same inputs then fails
 # so, until a build without the cache writes the record again.
 _BROKEN_CACHE = re.compile(r"failed to commit \S+ .*snapshot \S+ does not exist")
-
-
-def iidfile_path(state_dir: Path, image: Image, platform: Platform) -> Path:
-    return state_dir / "iid" / f"{image.name}-{platform.suffix}"
 
 
 def is_broken_cache(output: str) -> bool:
@@ -73,9 +72,10 @@ def _run_build(argv: list[str], what: str, prefix: str, env: dict) -> None:
 
 def build_or_reuse(image: Image, platform: Platform, state_dir: Path, input_digest: str,
                    use_registry_cache: bool, registries=(),
-                   routing: Routing | None = None) -> dict:
+                   routing: Routing | None = None, engine: str | None = None) -> dict:
     """The build stage: reuse the registry's image for these exact inputs, else build on the
-    platform's engine (``routing``, the `builders:` section), or locally when it is down.
+    platform's engine (``routing``, the `builders:` section), or locally when it is down;
+    with Docker, or with Podman (``engine``, the manifest's `engine:`).
 
     ``input_digest`` (tasks.inputs) names the content tag. The engine is not an input: an
     image the registry has by content tag is reused whichever engine made it.
@@ -91,4 +91,8 @@ def build_or_reuse(image: Image, platform: Platform, state_dir: Path, input_dige
             return {**reused, "input_digest": input_digest,
                     "builder": routing.node_for(platform).name}
     node = nodes.choose(routing, platform, prefix=f"[{image.name} {platform}] ")
-    return {**build(image, platform, state_dir, node), "input_digest": input_digest}
+    if family(engine) == PODMAN:
+        built = podman.build(image, platform, state_dir, node, registries)
+    else:
+        built = build(image, platform, state_dir, node)
+    return {**built, "input_digest": input_digest}

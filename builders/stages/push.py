@@ -4,18 +4,22 @@ import re
 from functools import partial
 from pathlib import Path
 
+from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
 from ...tasks.model.reference import locate
 from ...tasks.model.routing import Routing
 from ...tasks.model.tags import content_tag
 from ..engine.cli import say
-from ..engine.client import engine, sdk
+from ..engine.client import engine as docker_engine
+from ..engine.client import sdk
 from ..engine.facts import insecure_hint
+from ..engine.family import family
 from ..errors import DockerError
 from ..registry import cache
 from ..registry.retry import retry
 from . import build as build_stage
+from . import podman
 
 _PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 # The engine's words when it spoke HTTPS to a registry that answers plain HTTP.
@@ -23,7 +27,8 @@ _PLAIN_HTTP = "server gave HTTP response to HTTPS client"
 
 
 def push(image: Image, platform: Platform, state_dir: Path | None = None,
-         built: dict | None = None, routing: Routing | None = None, registries=()) -> dict:
+         built: dict | None = None, routing: Routing | None = None, registries=(),
+         engine: str | None = None) -> dict:
     """Push every per-platform tag and the content tag; return each tag's registry digest.
 
     ``built`` is what the build stage returned. An image it reused from the registry, or a
@@ -31,7 +36,8 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
     tag (again, if the registry lost them since), or, if that is gone too, it is built here
     and pushed. An image that
     vanished from the engine is built again. The push goes from the engine that built it
-    (its ``builder``), straight to the registry. ``registries``: the manifest's settings.
+    (its ``builder``), straight to the registry; with podman when it built there or the
+    manifest's ``engine`` is Podman. ``registries``: the manifest's settings.
     """
     built = built or {}
     rebuild = False
@@ -45,8 +51,13 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         rebuild = True  # never in this engine: built here, whatever a tag here points at
     routing = routing or Routing()
     node = routing.node_named(built.get("builder")) or routing.node_for(platform)
+    if built.get("engine") == podman.ENGINE or family(engine) == PODMAN:
+        if state_dir is None:
+            raise DockerError(f"{image.platform_refs(platform)[0]}: nothing built to push")
+        return podman.push(image, platform, state_dir, {} if rebuild else built, node,
+                           registries)
     try:
-        client = engine(node)
+        client = docker_engine(node)
     except DockerError as err:
         raise DockerError(f"{platform}: {err.message}; rerun once it is back") from None
     tags = list(image.platform_tags(platform))

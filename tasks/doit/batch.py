@@ -16,10 +16,12 @@ from collections.abc import Iterable
 from ...builders.engine.api import engine_info
 from ...builders.engine.client import engine, sdk
 from ...builders.engine.facts import host_arch, uses_containerd_store
+from ...builders.engine.family import family
 from ...builders.errors import DockerError
 from ...builders.registry.probe import UNKNOWN
 from ...builders.stages import bake
 from ..inputs.digests import Inputs
+from ..model.engines import PODMAN
 from ..model.manifest import Image, Manifest
 from ..model.platforms import Platform
 from ..model.tags import content_tag
@@ -151,6 +153,8 @@ class Batches:
         """Whether the default engine builds several platforms in one session (the containerd
         image store); the classic store builds one platform at a time, as before. Its
         architecture comes with the answer, for the bake to say which builds were emulated."""
+        if self._can_bake is None and family(self.manifest.engine) == PODMAN:
+            self._can_bake = False  # podman build takes one platform at a time
         if self._can_bake is None:
             node = self.manifest.routing.default
             if node.from_environment and not os.environ.get("DOCKER_CONTEXT"):

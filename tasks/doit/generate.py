@@ -13,6 +13,7 @@ from ...builders.errors import DockerError
 from ...builders.registry.probe import RegistryProbe
 from ...builders.stages import build, buildx, inspect, manifest_list, push
 from ..inputs.digests import Inputs
+from ..model.engines import PODMAN
 from ..model.files import write_atomic
 from ..model.manifest import Image, Manifest
 from ..model.registries import buildkitd_config
@@ -127,6 +128,11 @@ def _build(batches: Batches | None, inputs: Inputs, image: Image, platform, stat
                                 *rest)
 
 
+def cli(manifest: Manifest) -> str:
+    """The command a task's doc names: podman for `engine: podman`, else docker."""
+    return PODMAN if manifest.engine == PODMAN else "docker"
+
+
 def image_names(manifest: Manifest) -> str:
     """"demo, web": the images a group task's doc names."""
     return ", ".join(image.name for image in manifest.images)
@@ -167,11 +173,12 @@ def build_tasks(run: Run) -> Iterator[dict]:
         for platform in image.platforms:
             yield run.recorded(run.after_registries({
                 "name": names.subtask(names.build(image.name, platform)),
-                "doc": f"docker build --platform {platform} -t {image.platform_refs(platform)[0]}",
+                "doc": f"{cli(manifest)} build --platform {platform} -t "
+                       f"{image.platform_refs(platform)[0]}",
                 "actions": [(step, [_build, run.batches, run.inputs, image, platform,
                                     manifest.state_dir,
                                     manifest.cache == "registry",
-                                    manifest.registries, manifest.routing])],
+                                    manifest.registries, manifest.routing, manifest.engine])],
                 "uptodate": [inputs_unchanged(image, platform, run.inputs)],
                 "task_dep": bases(run, image),
                 "verbosity": 2,
@@ -221,10 +228,11 @@ def push_tasks(run: Run) -> Iterator[dict]:
             built = names.build(image.name, platform)
             yield run.recorded(run.after_registries({
                 "name": names.subtask(names.push(image.name, platform)),
-                "doc": f"docker push {image.platform_refs(platform)[0]}",
+                "doc": f"{cli(manifest)} push {image.platform_refs(platform)[0]}",
                 "actions": [(step, [push.push, image, platform, manifest.state_dir],
                              {"routing": manifest.routing,
-                              "registries": manifest.registries})],
+                              "registries": manifest.registries,
+                              "engine": manifest.engine})],
                 "getargs": {"built": (built, None)},
                 "uptodate": [result_dep(built),
                              *run.in_registry(image.platform_refs(platform), "digests")],

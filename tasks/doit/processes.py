@@ -27,8 +27,9 @@ def _default_sigterm() -> None:
 
 
 def leftover_builds(state_dir: Path) -> list[int]:
-    """Docker CLI processes whose command line names a file in ``state_dir`` (`--iidfile`,
-    `--metadata-file`): with the workspace lock held, only a killed run can have left them."""
+    """Docker or podman CLI processes whose command line names a file in ``state_dir``
+    (`--iidfile`, `--metadata-file`): with the workspace lock held, only a killed run can have
+    left them."""
     prefix = (str(state_dir) + os.sep).encode()
     found = []
     for entry in os.scandir("/proc"):
@@ -38,7 +39,7 @@ def leftover_builds(state_dir: Path) -> list[int]:
             argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if os.path.basename(argv[0]).startswith(b"docker") and any(
+        if os.path.basename(argv[0]).startswith((b"docker", b"podman")) and any(
                 arg.startswith(prefix) for arg in argv[1:]):
             found.append(int(entry.name))
     return found

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from .dockerfile import DockerfileError, Pull, parse_cached, pulls, untracked
+from .engines import check_engine
 from .errors import ManifestError
 from .fields import Fields, exists, kind_of, suggest
 from .methods import Method, parse_method
@@ -89,6 +90,7 @@ class Manifest:
     registries: tuple[RegistrySettings, ...] = ()
     retries: int = DEFAULT_RETRIES  # for registry checks that belong to no one image
     routing: Routing = Routing()  # `builders:`: the engine each platform builds on
+    engine: str | None = None  # "docker" or "podman"; None: Docker, or Podman when no Docker
 
     @property
     def insecure_hosts(self) -> frozenset[str]:
@@ -186,9 +188,11 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     registries = parse_registries(fields, top.get("registries"), path.parent)
     built = tuple(dict.fromkeys(p for image in images for p in image.platforms))
     routing = parse_builders(fields, top.get("builders"), built)
+    engine = fields.string(top, "engine", None)
     manifest = Manifest(path=path, registry=registry, platforms=platforms, images=images,
                         cache=cache, registries=registries, builder=builder, retries=retries,
-                        routing=routing)
+                        routing=routing, engine=engine)
+    check_engine(fields, manifest, top)
     raw = {str(name): raw for name, raw in images_raw.items()}
     return replace(manifest, images=_link_images(fields, manifest, raw))
 
@@ -351,7 +355,7 @@ def _scalar(fields: Fields, key: str, value) -> str:
 METHOD_DEFAULTS = ("strategy", "fallback", "attestations")
 TOP_KEYS = frozenset(
     {"version", "registry", "platforms", "images", "cache", "builder", "builders", "registries",
-     "retries", *METHOD_DEFAULTS}
+     "retries", "engine", *METHOD_DEFAULTS}
 )
 CACHE_MODES = ("registry", "local")
 IMAGE_KEYS = frozenset(

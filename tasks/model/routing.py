@@ -8,14 +8,15 @@ from .platforms import Platform, parse_platform
 
 DEFAULT = "default"
 SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
-NODE_KEYS = frozenset({"docker_host", "context", "emulate"})
+NODE_KEYS = frozenset({"docker_host", "context", "connection", "emulate"})
 # The docker CLI's context name rule (cli/command/context.go, validateContextName).
 _CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
 
 
 @dataclass(frozen=True)
 class Node:
-    """One engine: a DOCKER_HOST, a docker context, or (neither) the environment's engine.
+    """One engine: a DOCKER_HOST, a docker context, a podman system connection, or (none of
+    them) the environment's engine.
 
     ``emulate`` says what to do when the node does not answer: build on the default engine
     under QEMU (true), or fail at once (false).
@@ -24,16 +25,19 @@ class Node:
     docker_host: str | None = None
     context: str | None = None
     emulate: bool = True
+    connection: str | None = None
 
     @property
     def name(self) -> str:
-        """The engine as the user wrote it: the DOCKER_HOST, the context, or ``default``."""
-        return self.docker_host or self.context or DEFAULT
+        """The engine as the user wrote it: the DOCKER_HOST, the context, the connection, or
+        ``default``."""
+        return self.docker_host or self.context or self.connection or DEFAULT
 
     @property
     def from_environment(self) -> bool:
-        """True for the engine DOCKER_HOST/DOCKER_CONTEXT of the run itself point at."""
-        return self.docker_host is None and self.context is None
+        """True for the engine DOCKER_HOST/DOCKER_CONTEXT (or podman's default connection) of
+        the run itself point at."""
+        return self.docker_host is None and self.context is None and self.connection is None
 
 
 LOCAL = Node()
@@ -95,13 +99,15 @@ def _parse_node(fields: Fields, entry, key: str, is_default: bool) -> Node:
     values = fields.mapping(entry, key, NODE_KEYS)
     docker_host = fields.string(values, f"{key}.docker_host", None)
     context = fields.string(values, f"{key}.context", None)
-    if docker_host is not None and context is not None:
-        raise fields.fail(key, "set docker_host or context, not both")
+    connection = fields.string(values, f"{key}.connection", None)
+    if sum(value is not None for value in (docker_host, context, connection)) > 1:
+        raise fields.fail(key, "set one of docker_host, context or connection")
     if docker_host is not None:
         _check_host(fields, f"{key}.docker_host", docker_host)
-    if context is not None and not _CONTEXT_NAME.fullmatch(context):
-        raise fields.fail(f"{key}.context", f"invalid context name {context!r}: letters, "
-                          "digits, '_', '.', '+', '-', not starting with a symbol")
+    for name, value in (("context", context), ("connection", connection)):
+        if value is not None and not _CONTEXT_NAME.fullmatch(value):
+            raise fields.fail(f"{key}.{name}", f"invalid {name} name {value!r}: letters, "
+                              "digits, '_', '.', '+', '-', not starting with a symbol")
     if "emulate" in values:
         if is_default:
             raise fields.fail(f"{key}.emulate", "the default engine has nothing to fall back "
@@ -109,10 +115,11 @@ def _parse_node(fields: Fields, entry, key: str, is_default: bool) -> Node:
         if not isinstance(values["emulate"], bool):
             raise fields.fail(f"{key}.emulate",
                               f"expected true or false, got {kind_of(values['emulate'])}")
-    if not is_default and docker_host is None and context is None:
+    if not is_default and docker_host is None and context is None and connection is None:
         raise fields.fail(key, "name the engine: docker_host (unix://, tcp://, ssh://, "
-                          "npipe://) or context (a docker context)")
-    return Node(docker_host, context, values.get("emulate", True))
+                          "npipe://), context (a docker context) or connection (a podman "
+                          "system connection)")
+    return Node(docker_host, context, values.get("emulate", True), connection)
 
 
 def _check_host(fields: Fields, key: str, host: str) -> None:

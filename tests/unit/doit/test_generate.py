@@ -164,14 +164,15 @@ def fake_stages(monkeypatch):
     ids: dict[str, str] = {}
 
     def fake_build(image, platform, state_dir, inputs, use_registry_cache, registries=(),
-                   routing=None):
+                   routing=None, engine=None):
         calls.append(f"build:{image.name}:{platform}")
         return {
             "image_id": ids.get(str(platform), "sha256:1"),
             "refs": list(image.platform_refs(platform)),
         }
 
-    def fake_push(image, platform, state_dir, built, routing=None, registries=()):
+    def fake_push(image, platform, state_dir, built, routing=None, registries=(),
+                  engine=None):
         calls.append(f"push:{image.name}:{platform}")
         return {
             "digests": {

@@ -91,7 +91,7 @@ def test_node_named_finds_the_engine_a_build_reported():
     ({"linux/arm64": {"context": "a"}, "linux/aarch64": {"context": "b"}},
      "builders.linux/aarch64: linux/arm64 is routed twice (also as 'linux/arm64')"),
     ({"linux/arm64": {"docker_host": NODE, "context": "x"}},
-     "builders.linux/arm64: set docker_host or context, not both"),
+     "builders.linux/arm64: set one of docker_host, context or connection"),
     ({"linux/arm64": {"docker_host": "http://arm-node:2375"}},
      "builders.linux/arm64.docker_host: unsupported address 'http://arm-node:2375'; allowed "
      "schemes: unix://, tcp://, ssh://, npipe://"),
@@ -226,7 +226,7 @@ def test_a_failure_names_the_platform_and_the_engine(answering, dead):
     assert plain.output == own.output and plain.argv == own.argv
 
 
-def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
+def test_build_and_push_tasks_carry_the_routing_registries_and_engine(tmp_path):
     from multiarch.tasks.doit import generate
 
     parsed = manifest(tmp_path, {"linux/arm64": {"docker_host": NODE}})
@@ -234,10 +234,11 @@ def test_build_and_push_tasks_carry_the_routing_and_registries(tmp_path):
     builds = {task["name"]: task for task in generate.build_tasks(run_) if task.get("actions")}
     pushes = {task["name"]: task for task in generate.push_tasks(run_) if task.get("actions")}
     _, build_args = builds["app:linux/arm64"]["actions"][-1]
-    assert build_args[-1] is parsed.routing
-    assert build_args[-1].node_for(ARM64).name == NODE
+    assert build_args[-2:] == [parsed.routing, parsed.engine]
+    assert build_args[-2].node_for(ARM64).name == NODE
     _, _, push_kwargs = pushes["app:linux/arm64"]["actions"][-1]
-    assert push_kwargs == {"routing": parsed.routing, "registries": parsed.registries}
+    assert push_kwargs == {"routing": parsed.routing, "registries": parsed.registries,
+                           "engine": None}
     assert pushes["app:linux/arm64"]["getargs"] == {"built": ("build:app:linux/arm64", None)}
 
 
