@@ -56,6 +56,28 @@ def engine():
         pytest.skip(message)
 
 
+def podman_missing() -> str | None:
+    """Why the Podman tests cannot run here, or None when `podman info` answers."""
+    if shutil.which("podman") is None:
+        return "no podman on PATH"
+    info = subprocess.run(["podman", "info", "--format", "{{.Store.GraphDriverName}}"],
+                          capture_output=True, text=True)
+    if info.returncode != 0:
+        return f"podman does not answer ({(info.stderr.strip().splitlines() or ['?'])[-1]})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def podman(engine):
+    """Podman beside the engine and registry; in CI its absence is a failure, as Docker's."""
+    reason = podman_missing()
+    if reason:
+        message = f"{reason}: run `scripts/engine up` first"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Podman tests cannot run in CI: {message}", pytrace=False)
+        pytest.skip(message)
+
+
 def engine_answers() -> bool:
     """Whether the default engine answers `GET /_ping` (a few ms; `docker info` is ~100)."""
     try:
@@ -136,13 +158,13 @@ class Workspace:
         path.write_text(yaml.safe_dump(document))
         return path
 
-    def doit(self, *args: str, check: bool = True,
-             docker_host: str | None = None) -> subprocess.CompletedProcess:
+    def doit(self, *args: str, check: bool = True, docker_host: str | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         command, rest = (args[0], args[1:]) if args[0] in DOIT_COMMANDS else ("run", args)
         argv = [sys.executable, "-m", "doit", command, "-f", str(ROOT / "dodo.py"), *rest,
                 f"manifest={self.path / 'multiarch.yaml'}"]
         result = subprocess.run(argv, capture_output=True, text=True, cwd=self.path,
-                                timeout=600, env=engine_env(docker_host))
+                                timeout=600, env={**engine_env(docker_host), **(env or {})})
         if check and result.returncode != 0:
             pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n"
                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
@@ -159,6 +181,13 @@ def raw_manifest(ref: str) -> dict | None:
     result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
                             capture_output=True, text=True)
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def builders_of(workspace: Workspace, name: str) -> dict[str, str]:
+    """Platform → the engine the build report says built it."""
+    report = json.loads((workspace.path / ".multiarch" / "report.json").read_text())
+    [image] = [image for image in report["images"] if image["name"] == name]
+    return {cell["platform"]: cell["builder"] for cell in image["platforms"]}
 
 
 def engine_env(docker_host: str | None) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import CLASSIC, ROOT, docker, require_classic
-from tests.support.netns import RemoteHost, start_registry
+from tests.support.netns import RemoteHost, htpasswd_file, make_certificates, start_registry
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 USER, PASSWORD = "builder", "s3cret-Pa55-never-printed"
@@ -36,21 +36,8 @@ def tls_registry(remote):
     """A TLS registry signed by a CA of our own, with basic auth; the engine and the docker CLI
     trust the CA through /etc/docker/certs.d, as `docker login` to it requires."""
     host, folder = remote
-    ca_key, ca, key, csr, cert = (folder / n for n in
-                                  ("ca.key", "ca.pem", "tls.key", "tls.csr", "tls.pem"))
-    openssl = ["openssl"]
-    subprocess.run([*openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=multiarch test CA", "-keyout", ca_key, "-out", ca],
-                   check=True, capture_output=True)
-    subprocess.run([*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=10.77.0.2",
-                    "-keyout", key, "-out", csr], check=True, capture_output=True)
-    (folder / "san.cnf").write_text("subjectAltName=IP:10.77.0.2\n")
-    subprocess.run([*openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-                    "-CAcreateserial", "-days", "2", "-extfile", folder / "san.cnf", "-out", cert],
-                   check=True, capture_output=True)
-    htpasswd = folder / "htpasswd"
-    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True,
-                                       capture_output=True, text=True).stdout)
+    ca, key, cert = make_certificates(folder)
+    htpasswd = htpasswd_file(folder, USER, PASSWORD)
     address = start_registry(host, folder, 5443, tls=(cert, key), htpasswd=htpasswd)
     certs_d = Path("/etc/docker/certs.d") / address
     certs_d.mkdir(parents=True, exist_ok=True)

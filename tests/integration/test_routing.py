@@ -2,7 +2,6 @@
 the default dockerd 26, the classic dockerd 20.10 and the "node" dockerd 20.10 that
 scripts/engine starts for these tests. Only the node is ever stopped (issue #6, promise 4)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,15 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import CLASSIC, ROOT, docker, engine_env, raw_manifest, require_classic
+from tests.conftest import (
+    CLASSIC,
+    ROOT,
+    builders_of,
+    docker,
+    engine_env,
+    raw_manifest,
+    require_classic,
+)
 from tests.support import nodes
 
 NODE = nodes.NODE
@@ -54,13 +61,6 @@ def tags_on(host: str | None, repository: str) -> set[str]:
     out = docker("images", "--format", "{{.Tag}}", f"localhost:5000/{repository}",
                  docker_host=host)
     return {tag for tag in out.split() if not tag.startswith("cache-")}
-
-
-def builders_of(ws, name: str) -> dict[str, str]:
-    """Platform → the engine the report says built it."""
-    report = json.loads((ws.path / ".multiarch" / "report.json").read_text())
-    [image] = [image for image in report["images"] if image["name"] == name]
-    return {cell["platform"]: cell["builder"] for cell in image["platforms"]}
 
 
 def listed_platforms(ref: str) -> set[str]:

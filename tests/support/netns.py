@@ -92,3 +92,28 @@ def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, P
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"the registry at {address} did not answer; see {folder}")
+
+
+def make_certificates(folder: Path, common_name: str = "multiarch test CA") -> tuple[Path, ...]:
+    """(ca, key, certificate): a CA of our own and a certificate it signed for REMOTE_IP."""
+    ca_key, ca, key, csr, cert = (folder / n for n in
+                                  ("ca.key", "ca.pem", "tls.key", "tls.csr", "tls.pem"))
+    openssl = ["openssl"]
+    subprocess.run([*openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={common_name}", "-keyout", ca_key, "-out", ca],
+                   check=True, capture_output=True)
+    subprocess.run([*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REMOTE_IP}",
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    (folder / "san.cnf").write_text(f"subjectAltName=IP:{REMOTE_IP}\n")
+    subprocess.run([*openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                    "-CAcreateserial", "-days", "2", "-extfile", folder / "san.cnf", "-out",
+                    cert], check=True, capture_output=True)
+    return ca, key, cert
+
+
+def htpasswd_file(folder: Path, user: str, password: str) -> Path:
+    """A bcrypt htpasswd file for the registry's basic auth."""
+    path = folder / "htpasswd"
+    path.write_text(subprocess.run(["htpasswd", "-Bbn", user, password], check=True,
+                                   capture_output=True, text=True).stdout)
+    return path

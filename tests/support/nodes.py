@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE = "unix:///run/multiarch-node/docker.sock"
 ENGINE_DIR = Path(os.environ.get("MULTIARCH_ENGINE_DIR", "/opt/multiarch-engine"))
 PIDFILE = ENGINE_DIR / "run" / "node-dockerd.pid"
+# The Podman node: a `podman system service` reached as this `podman system connection`.
+PODMAN_NODE = "multiarch-podman-node"
+PODMAN_PIDFILE = ENGINE_DIR / "run" / "podman-node.pid"
 
 
 def answers(host: str = NODE) -> bool:
@@ -37,17 +40,18 @@ def require_node() -> None:
     pytest.skip(message)
 
 
-def pid() -> int | None:
+def pid(pidfile: Path = PIDFILE) -> int | None:
     try:
-        value = int(PIDFILE.read_text().strip())
+        value = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
     return value if Path(f"/proc/{value}").exists() else None
 
 
-def stop(timeout: float = 30) -> None:
-    """Stop the node's dockerd as `systemctl stop docker` does (SIGTERM), and wait for it."""
-    found = pid()
+def stop(timeout: float = 30, pidfile: Path = PIDFILE) -> None:
+    """Stop the node's dockerd as `systemctl stop docker` does (SIGTERM), and wait for it;
+    or, by its ``pidfile``, the Podman node's service."""
+    found = pid(pidfile)
     if found is None:
         return
     os.kill(found, signal.SIGTERM)
@@ -59,11 +63,12 @@ def stop(timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def start() -> None:
-    """Start the node again, as `scripts/engine up` would; returns once it answers."""
-    subprocess.run([str(ROOT / "scripts" / "engine"), "up-node"], check=True,
-                   capture_output=True, text=True, timeout=120)
-    if not answers():
+def start(podman: bool = False) -> None:
+    """Start the node (or the Podman node) again, as `scripts/engine up` would; returns once
+    it answers."""
+    subprocess.run([str(ROOT / "scripts" / "engine"), "up-podman-node" if podman else "up-node"],
+                   check=True, capture_output=True, text=True, timeout=120)
+    if not podman and not answers():
         raise RuntimeError(f"the node engine did not come back at {NODE}")
 
 
