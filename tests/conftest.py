@@ -45,15 +45,20 @@ def engine_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def engine():
-    """Skip without an engine on a laptop; in CI (CI=true) a missing engine is a failure."""
-    reason = engine_missing()
+def skip_or_fail(reason: str | None, tests: str = "integration tests") -> None:
+    """Skip on a laptop when ``reason`` says a part of the test world is missing; in CI
+    (CI=true) that is a failure."""
     if reason:
         message = f"{reason}: run `scripts/engine up` first"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
+            pytest.fail(f"{tests} cannot run in CI: {message}", pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """Skip without an engine on a laptop; in CI (CI=true) a missing engine is a failure."""
+    skip_or_fail(engine_missing())
 
 
 def podman_missing() -> str | None:
@@ -70,12 +75,7 @@ def podman_missing() -> str | None:
 @pytest.fixture(scope="session")
 def podman(engine):
     """Podman beside the engine and registry; in CI its absence is a failure, as Docker's."""
-    reason = podman_missing()
-    if reason:
-        message = f"{reason}: run `scripts/engine up` first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Podman tests cannot run in CI: {message}", pytrace=False)
-        pytest.skip(message)
+    skip_or_fail(podman_missing(), "Podman tests")
 
 
 def engine_answers() -> bool:
@@ -122,10 +122,7 @@ def require_classic(host: str = CLASSIC, name: str = "classic") -> None:
                           capture_output=True, text=True, env=engine_env(host))
     if info.returncode != 0:
         said = (info.stderr.strip().splitlines() or ["no output"])[-1]
-        message = f"no {name} engine answers at {host} ({said}): run `scripts/engine up` first"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"integration tests cannot run in CI: {message}", pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"no {name} engine answers at {host} ({said})")
 
 
 @pytest.fixture(params=list(ENGINES))

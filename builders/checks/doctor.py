@@ -229,19 +229,31 @@ def platform_finding(platform: Platform, arch: str, binfmt: dict) -> Finding:
     return Finding("error", subject, f"no binfmt handler {handler}", fix)
 
 
+def _untrusted_or_down(subject: str, registry: dict, insecure: bool, treated: str,
+                       trust_fix: str) -> Finding | None:
+    """The registry's own problems, whichever engine: a certificate nobody trusts (fine when
+    ``insecure``, as ``treated`` says), or no answer at all; None when it answers."""
+    if registry.get("scheme") == "https-untrusted":
+        if insecure:
+            return Finding("ok", subject, "answers over HTTPS with an untrusted certificate; "
+                           f"{treated}")
+        return Finding("error", subject, f"TLS certificate not trusted: {registry['error']}",
+                       trust_fix)
+    if not registry.get("answers"):
+        return Finding("error", subject, f"does not answer GET /v2/: {registry.get('error')}",
+                       "start the registry, or check the repository's host")
+    return None
+
+
 def registry_finding(host: str, registry: dict, engine: dict) -> Finding:
     subject = f"registry {host}"
     insecure = engine.get("reachable") and engine_treats_insecure(host, registry, engine)
     daemon_line = f'add "insecure-registries": ["{host}"] to /etc/docker/daemon.json'
-    if registry.get("scheme") == "https-untrusted":
-        if insecure:
-            return Finding("ok", subject, "answers over HTTPS with an untrusted certificate; "
-                           "the engine treats it as insecure")
-        return Finding("error", subject, f"TLS certificate not trusted: {registry['error']}",
-                       f"put its CA in /etc/docker/certs.d/{host}/ca.crt, or {daemon_line}")
-    if not registry.get("answers"):
-        return Finding("error", subject, f"does not answer GET /v2/: {registry.get('error')}",
-                       "start the registry, or check the repository's host")
+    found = _untrusted_or_down(subject, registry, insecure, "the engine treats it as insecure",
+                               f"put its CA in /etc/docker/certs.d/{host}/ca.crt, or "
+                               f"{daemon_line}")
+    if found:
+        return found
     scheme = registry["scheme"].upper()
     if not engine.get("reachable"):
         return Finding("ok", subject, f"answers over {scheme}")
@@ -260,15 +272,11 @@ def podman_registry_finding(host: str, registry: dict, manifest: Manifest) -> Fi
     loopback or `insecure: true` host, so the manifest decides, not a daemon."""
     subject = f"registry {host}"
     told = is_loopback(host) or host in manifest.insecure_hosts
-    if registry.get("scheme") == "https-untrusted":
-        if told:
-            return Finding("ok", subject, "answers over HTTPS with an untrusted certificate; "
-                           "podman is given --tls-verify=false")
-        return Finding("error", subject, f"TLS certificate not trusted: {registry['error']}",
-                       f"name its CA with ca: under registries.{host}, or set insecure: true")
-    if not registry.get("answers"):
-        return Finding("error", subject, f"does not answer GET /v2/: {registry.get('error')}",
-                       "start the registry, or check the repository's host")
+    found = _untrusted_or_down(subject, registry, told, "podman is given --tls-verify=false",
+                               f"name its CA with ca: under registries.{host}, or set "
+                               "insecure: true")
+    if found:
+        return found
     scheme = registry["scheme"].upper()
     if told:
         why = "loopback" if is_loopback(host) else "insecure: true"

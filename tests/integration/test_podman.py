@@ -216,7 +216,8 @@ def test_a_platform_routed_to_a_podman_connection_builds_there(workspace, podman
                                               "linux/arm64": podman_node}
     arm64 = (workspace.path / ".multiarch" / "iid" / "demo-arm64").read_text().strip()
     assert on_node("image", "exists", arm64).returncode == 0
-    assert subprocess.run(["podman", "image", "exists", arm64]).returncode != 0
+    assert on_node("image", "exists", f"{ref}-arm64").returncode == 0
+    assert subprocess.run(["podman", "image", "exists", f"{ref}-arm64"]).returncode != 0
     assert podman_run(ref, "linux/arm64") == "Hello from aarch64"
 
 
