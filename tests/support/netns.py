@@ -2,8 +2,9 @@
 
 Docker trusts only 127.0.0.0/8 as insecure by default, so a loopback registry proves nothing
 about self-hosted registries. Tests that need one at a real, non-loopback address run it here,
-at 10.77.0.2 (this side: 10.77.0.1). Only addresses inside the namespace that this helper made
-are ever used.
+at 10.77.0.2 (this side: 10.77.0.1, on the bridge every such namespace's veth joins); another
+host gets its own name and address (10.77.0.3, ...). Only addresses inside the namespaces that
+this helper made are ever used.
 """
 
 import ssl
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 NAMESPACE = "ma-remote"
-HOST_SIDE, REMOTE_SIDE = "ma-veth-h", "ma-veth-r"
+BRIDGE = "ma-remote0"
 HOST_IP, REMOTE_IP = "10.77.0.1", "10.77.0.2"
 
 
@@ -22,31 +23,44 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+def _bridge() -> None:
+    """This side's end of every remote host: a bridge holding HOST_IP, made once."""
+    if _ip("link", "show", BRIDGE, check=False).returncode == 0:
+        return
+    _ip("link", "add", BRIDGE, "type", "bridge")
+    _ip("addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
+    _ip("link", "set", BRIDGE, "up")
+
+
 class RemoteHost:
     """The namespace, its veth pair, and the processes started inside it."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = NAMESPACE, address: str = REMOTE_IP) -> None:
+        self.name, self.address = name, address
+        suffix = address.rsplit(".", 1)[1]
+        self.host_side, self.remote_side = f"ma-veth{suffix}-h", f"ma-veth{suffix}-r"
         self.processes: list[subprocess.Popen] = []
 
     def up(self) -> "RemoteHost":
         self.down()  # whatever an interrupted run left behind
-        _ip("netns", "add", NAMESPACE)
-        _ip("link", "add", HOST_SIDE, "type", "veth", "peer", "name", REMOTE_SIDE)
-        _ip("link", "set", REMOTE_SIDE, "netns", NAMESPACE)
-        _ip("addr", "add", f"{HOST_IP}/24", "dev", HOST_SIDE)
-        _ip("link", "set", HOST_SIDE, "up")
-        self.run("ip", "addr", "add", f"{REMOTE_IP}/24", "dev", REMOTE_SIDE)
-        self.run("ip", "link", "set", REMOTE_SIDE, "up")
+        _bridge()
+        _ip("netns", "add", self.name)
+        _ip("link", "add", self.host_side, "type", "veth", "peer", "name", self.remote_side)
+        _ip("link", "set", self.remote_side, "netns", self.name)
+        _ip("link", "set", self.host_side, "master", BRIDGE)
+        _ip("link", "set", self.host_side, "up")
+        self.run("ip", "addr", "add", f"{self.address}/24", "dev", self.remote_side)
+        self.run("ip", "link", "set", self.remote_side, "up")
         self.run("ip", "link", "set", "lo", "up")
         return self
 
     def run(self, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["ip", "netns", "exec", NAMESPACE, *argv], capture_output=True,
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv], capture_output=True,
                               text=True, check=True)
 
     def start(self, *argv: str, log: Path) -> subprocess.Popen:
         with open(log, "ab") as out:
-            process = subprocess.Popen(["ip", "netns", "exec", NAMESPACE, *argv], stdout=out,
+            process = subprocess.Popen(["ip", "netns", "exec", self.name, *argv], stdout=out,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.processes.append(process)
         return process
@@ -59,8 +73,8 @@ class RemoteHost:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.processes.clear()
-        _ip("netns", "del", NAMESPACE, check=False)
-        _ip("link", "del", HOST_SIDE, check=False)
+        _ip("netns", "del", self.name, check=False)
+        _ip("link", "del", self.host_side, check=False)
 
 
 def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, Path] | None = None,
@@ -70,7 +84,7 @@ def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, P
     ``tls`` is (certificate, key); ``htpasswd`` a bcrypt htpasswd file for basic auth.
     """
     lines = ["version: 0.1", "log:", "  level: warn", "storage:", "  inmemory: {}",
-             "http:", f"  addr: {REMOTE_IP}:{port}"]
+             "http:", f"  addr: {host.address}:{port}"]
     if tls:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
     if htpasswd:
@@ -78,7 +92,7 @@ def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, P
     config = folder / f"registry-{port}.yml"
     config.write_text("\n".join(lines) + "\n")
     host.start("docker-registry", "serve", str(config), log=folder / f"registry-{port}.log")
-    address = f"{REMOTE_IP}:{port}"
+    address = f"{host.address}:{port}"
     scheme = "https" if tls else "http"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -94,17 +108,18 @@ def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, P
     raise RuntimeError(f"the registry at {address} did not answer; see {folder}")
 
 
-def make_certificates(folder: Path, common_name: str = "multiarch test CA") -> tuple[Path, ...]:
-    """(ca, key, certificate): a CA of our own and a certificate it signed for REMOTE_IP."""
+def make_certificates(folder: Path, common_name: str = "multiarch test CA",
+                      address: str = REMOTE_IP) -> tuple[Path, ...]:
+    """(ca, key, certificate): a CA of our own and a certificate it signed for ``address``."""
     ca_key, ca, key, csr, cert = (folder / n for n in
                                   ("ca.key", "ca.pem", "tls.key", "tls.csr", "tls.pem"))
     openssl = ["openssl"]
     subprocess.run([*openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", f"/CN={common_name}", "-keyout", ca_key, "-out", ca],
                    check=True, capture_output=True)
-    subprocess.run([*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REMOTE_IP}",
+    subprocess.run([*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={address}",
                     "-keyout", key, "-out", csr], check=True, capture_output=True)
-    (folder / "san.cnf").write_text(f"subjectAltName=IP:{REMOTE_IP}\n")
+    (folder / "san.cnf").write_text(f"subjectAltName=IP:{address}\n")
     subprocess.run([*openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
                     "-CAcreateserial", "-days", "2", "-extfile", folder / "san.cnf", "-out",
                     cert], check=True, capture_output=True)
