@@ -1,4 +1,5 @@
-"""Before the first build: is every registry this run pushes to up, and does it let us in?"""
+"""Before the first build: is every registry this run pushes to up, and does it let us in?
+Does every tcp:// builder node accept our TLS?"""
 
 from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Image, Manifest
@@ -11,6 +12,7 @@ from ..engine.facts import (
     is_loopback,
 )
 from ..engine.family import family
+from ..engine.nodes import refused_tls
 from ..errors import DockerError
 from ..registry.client import DOCKER_HUB, connect
 
@@ -39,7 +41,8 @@ def pushed_by_buildkit(image: Image, builder: str | None, engine: dict) -> bool:
 
 def preflight(manifest: Manifest) -> None:
     """A /v2/ probe per registry, so a registry that is down or refuses credentials stops the
-    run in one line before twenty minutes of QEMU, not after."""
+    run in one line before twenty minutes of QEMU, not after; so does a tcp:// node that
+    refuses our client certificate (a node that is down still falls back, in choose())."""
     problems = []
     engine = None
     for host in registry_hosts(manifest):
@@ -59,5 +62,6 @@ def preflight(manifest: Manifest) -> None:
             registry = {"addresses": addresses(host)}
             if engine.get("reachable") and not engine_treats_insecure(host, registry, engine):
                 problems.append(f"registry {host}: {insecure_hint(host)}")
+    problems += refused_tls(manifest.routing)
     if problems:
         raise DockerError("; ".join(problems))

@@ -1,9 +1,12 @@
 """How to reach an engine: a CLI subprocess's environment, and the one docker SDK client factory."""
 
+import os
 import re
+import threading
+from pathlib import Path
 from types import ModuleType
 
-from ...tasks.model.routing import LOCAL, Node
+from ...tasks.model.routing import LOCAL, Node, NodeTLS
 from ..errors import DockerError
 
 
@@ -15,10 +18,37 @@ def sdk() -> ModuleType:
     return docker
 
 
+_copy_lock = threading.Lock()  # parallel builds on one node copy its certificates once
+
+
+def cert_path(tls: NodeTLS) -> Path:
+    """The node's DOCKER_CERT_PATH, filled: the CLI reads only `ca.pem`, `cert.pem` and
+    `key.pem` there, while the manifest may name its files anything. Copied (not linked: a
+    symlinked key keeps its own mode) on every call, so an edited certificate is used at once;
+    written to a temporary name and renamed, so a parallel CLI never reads half a file. The
+    key is 0600 from its creation, and its bytes are never printed."""
+    with _copy_lock:
+        tls.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(tls.folder, 0o700)
+        for source, name in ((tls.ca, "ca.pem"), (tls.cert, "cert.pem"), (tls.key, "key.pem")):
+            target = tls.folder / name
+            partial = tls.folder / f".{name}.partial"
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(source.read_bytes())
+            os.replace(partial, target)
+    return tls.folder
+
+
 def cli_env(node: Node) -> dict[str, str | None]:
-    """What a docker CLI subprocess needs to talk to ``node`` (None: unset the variable)."""
+    """What a docker CLI subprocess needs to talk to ``node`` (None: unset the variable).
+
+    A node with `tls:` gets DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as `docker-machine env`
+    would give; without it both are unset, so the run's own never reach another node."""
     if node.docker_host:
-        return {"DOCKER_HOST": node.docker_host, "DOCKER_CONTEXT": None}
+        tls = ({"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(cert_path(node.tls))}
+               if node.tls else {"DOCKER_TLS_VERIFY": None, "DOCKER_CERT_PATH": None})
+        return {"DOCKER_HOST": node.docker_host, "DOCKER_CONTEXT": None, **tls}
     if node.context:
         return {"DOCKER_CONTEXT": node.context, "DOCKER_HOST": None}
     return {}
@@ -41,6 +71,8 @@ def reach(node: Node = LOCAL, timeout: float | None = None):
     try:
         if node.from_environment:
             client = docker.from_env(**kwargs)
+        elif node.tls:
+            client = _tls_client(docker, node, kwargs)
         elif node.docker_host:
             client = docker.DockerClient(base_url=node.docker_host,
                                          use_ssh_client=node.docker_host.startswith("ssh://"),
@@ -57,6 +89,24 @@ def reach(node: Node = LOCAL, timeout: float | None = None):
         raise DockerError(short_reason(str(err)) or type(err).__name__) from None
     except OSError as err:
         raise DockerError(err.strerror or str(err) or type(err).__name__) from None
+    return client
+
+
+def _tls_client(docker: ModuleType, node: Node, kwargs: dict):
+    """A client for a tcp:// node with mutual TLS that checks the server against the node's
+    own CA. requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (often set system-wide) replace
+    a session's CA per request, which would reject a private CA's server as
+    `unable to get local issuer certificate`: the node's CA is put back on each request."""
+
+    class PinnedCA(docker.APIClient):
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            return {**settings, "verify": self.verify}
+
+    tls = docker.tls.TLSConfig(client_cert=(str(node.tls.cert), str(node.tls.key)),
+                               ca_cert=str(node.tls.ca), verify=True)
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = PinnedCA(base_url=node.docker_host, tls=tls, **kwargs)
     return client
 
 

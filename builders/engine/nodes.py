@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import re
 import threading
 
 from ...tasks.model.platforms import Platform
@@ -20,6 +21,19 @@ PING_TIMEOUT = 3.0
 # server: EOF` when dockerd stops under a BuildKit build.)
 _LOST_CONNECTION = ("error reading from server", "Cannot connect to the Docker daemon",
                     "transport is closing", "code = Unavailable")
+
+# What a TLS refusal looks like (ssl's words, or dockerd's to a client without TLS), and
+# what to tell the user about it.
+_TLS_REFUSALS = (
+    (("alert bad certificate", "alert unknown ca", "certificate required", "alert unknown"),
+     "it refused our client certificate (tls.cert, tls.key): signed by another CA?"),
+    (("CERTIFICATE_VERIFY_FAILED",), "its server certificate does not verify against tls.ca"),
+    # dockerd answers plain HTTP on a TLS port with 400 `Client sent an HTTP request to an
+    # HTTPS server` (cut short by short_reason).
+    (("HTTP request to an HTTPS server", "400 Client Error for http://"),
+     "it speaks TLS: give the node tls: {ca, cert, key}"),
+    (("[SSL", "SSLError", "wrong version number"), "the TLS handshake failed"),
+)
 
 _down: dict[str, str] = {}  # node name → why it did not answer, once per run
 _down_lock = threading.Lock()
@@ -61,11 +75,39 @@ def _unreachable(node: Node) -> str | None:
     return reason
 
 
+def tls_refusal(reason: str | None) -> str | None:
+    """What a failed ping says when the node answered but the TLS did not match: a
+    configuration error (a wrong certificate stays wrong), not a node that is down."""
+    if reason is None:
+        return None
+    for markers, meaning in _TLS_REFUSALS:
+        if any(marker in reason for marker in markers):
+            detail = re.sub(r"\[SSL: [A-Z0-9_]+\] |\s*\(_ssl\.c:\d+\)", "", reason)
+            return f"{meaning} ({detail})"
+    return None
+
+
+def refused_tls(routing: Routing) -> list[str]:
+    """One line per tcp:// node whose TLS does not match, naming the node and the platforms
+    routed to it: the preflight stops the run on these before any build, since falling back
+    to QEMU would hide a wrong certificate behind a slow, green run."""
+    problems = []
+    for node in routing.nodes:
+        if not (node.docker_host or "").startswith("tcp://"):
+            continue
+        refusal = tls_refusal(_unreachable(node))
+        if refusal is not None:
+            platforms = ", ".join(str(p) for p, routed in routing.routes if routed == node)
+            problems.append(f"builder {node.name} ({platforms or 'default'}): {refusal}")
+    return problems
+
+
 def choose(routing: Routing, platform: Platform, prefix: str = "") -> Node:
     """The engine that builds ``platform``: its node if it answers, else the default engine.
 
     Raises:
-        DockerError: the node does not answer and says `emulate: false`.
+        DockerError: the node does not answer and says `emulate: false`, or it refuses our
+        TLS (never hidden by a fallback).
     """
     node = routing.node_for(platform)
     if node == routing.default:  # nothing to fall back to: the build itself reports it
@@ -73,6 +115,9 @@ def choose(routing: Routing, platform: Platform, prefix: str = "") -> Node:
     reason = _unreachable(node)
     if reason is None:
         return node
+    refusal = tls_refusal(reason)
+    if refusal is not None:
+        raise DockerError(f"{platform}: builder {node.name}: {refusal}")
     if not node.emulate:
         raise DockerError(f"{platform}: builder {node.name} is unreachable ({reason}); "
                           "emulate: false forbids a local QEMU build")

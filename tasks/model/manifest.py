@@ -187,7 +187,8 @@ def parse_manifest(document: Any, path: Path, shown: str) -> Manifest:
     builder = fields.string(top, "builder", None)
     registries = parse_registries(fields, top.get("registries"), path.parent)
     built = tuple(dict.fromkeys(p for image in images for p in image.platforms))
-    routing = parse_builders(fields, top.get("builders"), built)
+    routing = parse_builders(fields, top.get("builders"), built, path.parent,
+                             path.parent / STATE_DIR)
     engine = fields.string(top, "engine", None)
     manifest = Manifest(path=path, registry=registry, platforms=platforms, images=images,
                         cache=cache, registries=registries, builder=builder, retries=retries,

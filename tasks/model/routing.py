@@ -2,15 +2,34 @@
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .fields import Fields, kind_of, unknown
 from .platforms import Platform, parse_platform
 
 DEFAULT = "default"
 SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
-NODE_KEYS = frozenset({"docker_host", "context", "connection", "emulate"})
+NODE_KEYS = frozenset({"docker_host", "context", "connection", "emulate", "tls"})
+TLS_KEYS = ("ca", "cert", "key")
+TLS_FOLDER = "tls"  # under the state folder: one DOCKER_CERT_PATH per node
 # The docker CLI's context name rule (cli/command/context.go, validateContextName).
 _CONTEXT_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.+-]*")
+
+
+@dataclass(frozen=True)
+class NodeTLS:
+    """A tcp:// node's mutual TLS: the CA its server certificate is checked against, and the
+    client certificate and key it checks ours by.
+
+    ``folder`` is the DOCKER_CERT_PATH the docker CLI is given: the CLI only reads `ca.pem`,
+    `cert.pem` and `key.pem` there, so the three files (any names, anywhere) are copied in
+    before a CLI command runs (builders.engine.client.cert_path).
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+    folder: Path
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,7 @@ class Node:
     context: str | None = None
     emulate: bool = True
     connection: str | None = None
+    tls: NodeTLS | None = None
 
     @property
     def name(self) -> str:
@@ -66,8 +86,10 @@ class Routing:
         return tuple(dict.fromkeys([self.default, *(node for _, node in self.routes)]))
 
 
-def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...]) -> Routing:
-    """Read `builders:`; ``platforms`` are every platform some image builds.
+def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...], base: Path = Path("."),
+                   state_dir: Path = Path(".multiarch")) -> Routing:
+    """Read `builders:`; ``platforms`` are every platform some image builds; `tls:` paths are
+    relative to ``base`` (the manifest's folder) and copied under ``state_dir``.
 
     A key is ``default`` or a platform (normalised, so `linux/aarch64` routes linux/arm64);
     routing a platform no image builds is a typo until proven otherwise.
@@ -79,7 +101,7 @@ def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...]) -> Rout
     for text, entry in table.items():
         key = f"builders.{text}"
         if text == DEFAULT:
-            default = _parse_node(fields, entry, key, is_default=True)
+            default = _parse_node(fields, entry, key, True, base, state_dir)
             continue
         try:
             platform = parse_platform(text)
@@ -89,11 +111,12 @@ def parse_builders(fields: Fields, raw, platforms: tuple[Platform, ...]) -> Rout
             raise fields.fail(key, f"no image builds {platform} (allowed: {', '.join(allowed)})")
         if platform in routes:
             raise fields.fail(key, f"{platform} is routed twice (also as {routes[platform][0]!r})")
-        routes[platform] = (text, _parse_node(fields, entry, key, is_default=False))
+        routes[platform] = (text, _parse_node(fields, entry, key, False, base, state_dir))
     return Routing(tuple((platform, node) for platform, (_, node) in routes.items()), default)
 
 
-def _parse_node(fields: Fields, entry, key: str, is_default: bool) -> Node:
+def _parse_node(fields: Fields, entry, key: str, is_default: bool, base: Path,
+                state_dir: Path) -> Node:
     if entry is None and is_default:
         return LOCAL
     values = fields.mapping(entry, key, NODE_KEYS)
@@ -119,7 +142,28 @@ def _parse_node(fields: Fields, entry, key: str, is_default: bool) -> Node:
         raise fields.fail(key, "name the engine: docker_host (unix://, tcp://, ssh://, "
                           "npipe://), context (a docker context) or connection (a podman "
                           "system connection)")
-    return Node(docker_host, context, values.get("emulate", True), connection)
+    tls = None
+    if "tls" in values:
+        tls = _parse_tls(fields, values["tls"], f"{key}.tls", docker_host, base, state_dir)
+    return Node(docker_host, context, values.get("emulate", True), connection, tls)
+
+
+def _parse_tls(fields: Fields, raw, key: str, docker_host: str | None, base: Path,
+               state_dir: Path) -> NodeTLS:
+    """`tls: {ca, cert, key}`: only a tcp:// engine speaks TLS itself (ssh:// has its own
+    keys; a context carries its TLS), and all three files must be there now, not at the
+    first build."""
+    if docker_host is None or not docker_host.startswith("tcp://"):
+        raise fields.fail(key, "tls needs a tcp:// docker_host")
+    table = fields.mapping(raw, key, frozenset(TLS_KEYS))
+    paths = []
+    for name in TLS_KEYS:
+        path = base / fields.string(table, f"{key}.{name}", required=True)
+        if not path.is_file():
+            raise fields.fail(f"{key}.{name}", f"no such file: {path}")
+        paths.append(path)
+    folder = state_dir / TLS_FOLDER / re.sub(r"[^A-Za-z0-9._-]+", "-", docker_host)
+    return NodeTLS(*paths, folder)
 
 
 def _check_host(fields: Fields, key: str, host: str) -> None:

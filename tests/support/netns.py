@@ -108,22 +108,40 @@ def start_registry(host: RemoteHost, folder: Path, port: int, tls: tuple[Path, P
     raise RuntimeError(f"the registry at {address} did not answer; see {folder}")
 
 
-def make_certificates(folder: Path, common_name: str = "multiarch test CA",
-                      address: str = REMOTE_IP) -> tuple[Path, ...]:
-    """(ca, key, certificate): a CA of our own and a certificate it signed for ``address``."""
-    ca_key, ca, key, csr, cert = (folder / n for n in
-                                  ("ca.key", "ca.pem", "tls.key", "tls.csr", "tls.pem"))
-    openssl = ["openssl"]
-    subprocess.run([*openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+def make_ca(folder: Path, common_name: str = "multiarch test CA") -> tuple[Path, Path]:
+    """(ca certificate, ca key): a CA of our own, in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", f"/CN={common_name}", "-keyout", ca_key, "-out", ca],
                    check=True, capture_output=True)
-    subprocess.run([*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={address}",
-                    "-keyout", key, "-out", csr], check=True, capture_output=True)
-    (folder / "san.cnf").write_text(f"subjectAltName=IP:{address}\n")
-    subprocess.run([*openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
-                    "-CAcreateserial", "-days", "2", "-extfile", folder / "san.cnf", "-out",
-                    cert], check=True, capture_output=True)
-    return ca, key, cert
+    return ca, ca_key
+
+
+def sign_certificate(folder: Path, ca: tuple[Path, Path], name: str, common_name: str,
+                     usage: str = "serverAuth", address: str | None = None) -> tuple[Path, Path]:
+    """(certificate, key) ``name``.pem / ``name``.key signed by ``ca``, for ``usage``
+    (serverAuth, clientAuth) and, for a server, an IP SAN: what a dockerd's --tlsverify
+    checks on both ends."""
+    key, csr, cert, extensions = (folder / f"{name}.{ext}" for ext in ("key", "csr", "pem", "cnf"))
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    f"/CN={common_name}", "-keyout", key, "-out", csr],
+                   check=True, capture_output=True)
+    lines = [f"extendedKeyUsage={usage}"] + ([f"subjectAltName=IP:{address}"] if address else [])
+    extensions.write_text("\n".join(lines) + "\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                    "-CAcreateserial", "-days", "2", "-extfile", extensions, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def make_certificates(folder: Path, common_name: str = "multiarch test CA",
+                      address: str = REMOTE_IP) -> tuple[Path, ...]:
+    """(ca, key, certificate): a CA of our own and a server certificate it signed for
+    ``address``."""
+    ca = make_ca(folder, common_name)
+    cert, key = sign_certificate(folder, ca, "tls", address, address=address)
+    return ca[0], key, cert
 
 
 def htpasswd_file(folder: Path, user: str, password: str) -> Path:

@@ -116,7 +116,9 @@ def test_bad_builders_are_one_line_errors(tmp_path, builders, expected):
 
 
 def test_cli_environment_per_kind_of_node():
-    assert cli_env(Node(docker_host=NODE)) == {"DOCKER_HOST": NODE, "DOCKER_CONTEXT": None}
+    assert cli_env(Node(docker_host=NODE)) == {"DOCKER_HOST": NODE, "DOCKER_CONTEXT": None,
+                                               "DOCKER_TLS_VERIFY": None,
+                                               "DOCKER_CERT_PATH": None}
     assert cli_env(Node(context="arm")) == {"DOCKER_CONTEXT": "arm", "DOCKER_HOST": None}
     assert cli_env(LOCAL) == {}
 
