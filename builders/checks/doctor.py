@@ -24,7 +24,7 @@ from ..engine.facts import (
     is_loopback,
 )
 from ..engine.family import family
-from ..engine.nodes import ping
+from ..engine.nodes import ping, tls_refusal
 from ..errors import DockerError
 from ..registry.client import Registry
 from ..stages import buildx
@@ -146,6 +146,10 @@ def node_finding(platform: str, node: dict) -> Finding:
     subject = f"builder for {platform}"
     if node["unreachable"] is None:
         return Finding("ok", subject, f"{node['builder']} answers")
+    refusal = tls_refusal(node["unreachable"])
+    if refusal is not None:  # never a fallback: the run stops in its preflight
+        return Finding("error", subject, f"{node['builder']}: {refusal}",
+                       f"check builders.{platform}.tls; the run stops before any build")
     if not node["emulate"]:
         return Finding("error", subject, f"{node['builder']} is unreachable "
                        f"({node['unreachable']}); emulate: false forbids a local QEMU build",

@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from multiarch.builders.checks import preflight
+from multiarch.builders.checks import doctor, preflight
 from multiarch.builders.engine import nodes
 from multiarch.builders.engine.client import cert_path, cli_env
 from multiarch.builders.errors import DockerError
@@ -133,3 +133,12 @@ def test_the_preflight_leaves_nodes_that_are_down_to_the_fallback(tmp_path, cert
     monkeypatch.setattr(preflight, "registry_hosts", lambda manifest: [])
     preflight.preflight(manifest(tmp_path, {"docker_host": HOST, "tls": TLS}))
     nodes._down.clear()
+
+
+def test_the_doctor_calls_a_refused_certificate_an_error_not_a_fallback():
+    finding = doctor.node_finding("linux/arm64", {
+        "builder": HOST, "emulate": True,
+        "unreachable": "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"})
+    assert finding.level == "error"
+    assert finding.message.startswith(f"{HOST}: it refused our client certificate")
+    assert "builders.linux/arm64.tls" in finding.fix
