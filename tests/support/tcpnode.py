@@ -82,6 +82,14 @@ class TcpNode:
         cli_folder(self.certs)
 
     def up(self) -> "TcpNode":
+        """Everything started, or (on any failure) everything stopped again."""
+        try:
+            return self._up()
+        except BaseException:
+            self.down()
+            raise
+
+    def _up(self) -> "TcpNode":
         self.down()
         self.host.up()
         self.outer = relay.start(OUTER, REGISTRY)
