@@ -4,13 +4,17 @@ Every run is a cold build: each image's RUN step echoes a token unique to the ru
 BuildKit cache or content tag answers. Four configurations, each with `doit -n 1` and `-n 4`:
 both platforms on the default engine, or amd64 there and arm64 on the node engine
 (`builders: {linux/arm64: {docker_host: <node>}}`). Prints the median wall time of each.
+With `--tcp`, a third: arm64 on a dockerd 20.10 behind `--tlsverify` at tcp://10.77.0.4:2376
+(tests/support/tcpnode.py, started and stopped here; needs root, like the tests), and the
+transport's cost per build: (tcp+TLS − unix socket) / images, both nodes being dockerd 20.10.
 
-    python bench/routed.py [--repeat 2] [--images 10] [--work 30000]
+    python bench/routed.py [--repeat 2] [--images 10] [--work 30000] [--tcp]
 """
 
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-DODO = Path(__file__).resolve().parent.parent / "dodo.py"
+ROOT = Path(__file__).resolve().parent.parent
+DODO = ROOT / "dodo.py"
 NODE = "unix:///run/multiarch-node/docker.sock"
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 DOCKERFILE = """FROM busybox:1.35
@@ -29,8 +34,9 @@ RUN echo {token} > /id && i=0 && while [ $i -lt {work} ]; do i=$((i+1)); done
 """
 
 
-def write_project(folder: Path, images: int, work: int, node: str | None) -> str:
-    """A fresh manifest of ``images`` tiny images in a namespace of its own; returns it."""
+def write_project(folder: Path, images: int, work: int, node: str | None, tls=None) -> str:
+    """A fresh manifest of ``images`` tiny images in a namespace of its own; returns it.
+    ``tls``: the tcp node's certificates, copied beside the manifest as a user would."""
     namespace = f"bench-routed-{uuid.uuid4().hex[:10]}"
     table = {}
     for index in range(images):
@@ -43,6 +49,12 @@ def write_project(folder: Path, images: int, work: int, node: str | None) -> str
                 "images": table}
     if node:
         document["builders"] = {"linux/arm64": {"docker_host": node, "emulate": False}}
+    if tls:
+        (folder / "certs").mkdir()
+        for source, name in ((tls.ca, "ca.pem"), (tls.cert, "cert.pem"), (tls.key, "key.pem")):
+            shutil.copyfile(source, folder / "certs" / name)
+        document["builders"]["linux/arm64"]["tls"] = {
+            "ca": "certs/ca.pem", "cert": "certs/cert.pem", "key": "certs/key.pem"}
     (folder / "multiarch.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return namespace
 
@@ -78,18 +90,43 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--work", type=int, default=30000, help="shell loop iterations per RUN")
     parser.add_argument("--node", default=NODE, help="the engine arm64 is routed to")
+    parser.add_argument("--tcp", action="store_true",
+                        help="also route arm64 to a tcp:// node with mutual TLS")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-tcp-node-") as node_folder:
+        tcp = None
+        if args.tcp:
+            sys.path.insert(0, str(ROOT))
+            from tests.support.tcpnode import TcpNode
 
-    configs = [(label, node, jobs) for label, node in (("one engine, arm64 under QEMU", None),
-                                                       ("routed: arm64 on the node", args.node))
-               for jobs in (1, 4)]
+            tcp = TcpNode(Path(node_folder)).up()
+        try:
+            return bench(args, tcp)
+        finally:
+            if tcp:
+                tcp.down()
+
+
+TCP_LABEL = "routed: arm64 on a tcp:// node (mutual TLS)"
+UNIX_LABEL = "routed: arm64 on the node"
+
+
+def bench(args, tcp) -> int:
+    """The runs, the table, and (with a tcp node) the transport's cost per build."""
+    nodes = [("one engine, arm64 under QEMU", None), (UNIX_LABEL, args.node)]
+    if tcp:
+        from tests.support.tcpnode import HOST
+
+        nodes.append((TCP_LABEL, HOST))
+    configs = [(label, node, jobs) for label, node in nodes for jobs in (1, 4)]
     times: dict[tuple[str, int], list[float]] = {(label, jobs): [] for label, _, jobs in configs}
     example, namespaces = None, []
     with tempfile.TemporaryDirectory(prefix="bench-routed-") as tmp:
         for repeat in range(args.repeat):
-            for label, node, jobs in configs:
-                folder = Path(tmp) / f"{repeat}-{len(times[(label, jobs)])}-{jobs}-{bool(node)}"
-                namespace = write_project(folder, args.images, args.work, node)
+            for index, (label, node, jobs) in enumerate(configs):
+                folder = Path(tmp) / f"{repeat}-{index}-{jobs}"
+                namespace = write_project(folder, args.images, args.work, node,
+                                          tcp.certs if label == TCP_LABEL else None)
                 elapsed, argv = timed_build(folder, jobs)
                 example = example or argv
                 times[(label, jobs)].append(elapsed)
@@ -102,6 +139,12 @@ def main() -> int:
     for label in dict.fromkeys(label for label, _, _ in configs):
         cells = [f"{statistics.median(times[(label, jobs)]):.1f} s" for jobs in (1, 4)]
         print(f"| {label} | {' | '.join(cells)} |")
+    if tcp:
+        for jobs in (1, 4):
+            extra = (statistics.median(times[(TCP_LABEL, jobs)])
+                     - statistics.median(times[(UNIX_LABEL, jobs)]))
+            print(f"\ntcp+TLS over unix socket, -n {jobs}: {extra:+.1f} s in all, "
+                  f"{extra / args.images:+.2f} s per arm64 build")
     print(f"\ncommand (per configuration): {shlex.join(example)}", flush=True)
     # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
     remove_images(namespaces, [None, args.node])

@@ -12,6 +12,7 @@ from tests.integration.test_doctor import doctor, lines
 from tests.support.tcpnode import HOST, TcpNode
 
 pytestmark = pytest.mark.engine
+SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def key_lines(key) -> list[str]:
 def test_arm64_builds_on_the_tls_node_and_the_list_runs(workspace, node):
     ws = workspace
     ref = tls_manifest(ws, node, node.certs.cert, node.certs.key)
-    result = ws.doit("-n", "2", "build")
+    # A system CA bundle in the environment must not replace the node's CA (requests lets it).
+    result = ws.doit("-n", "2", "build", env={"REQUESTS_CA_BUNDLE": SYSTEM_BUNDLE})
     cert_path = ws.path / ".multiarch" / "tls" / "tcp-10.77.0.4-2376"
     assert (f"[app linux/arm64] $ DOCKER_HOST={HOST} DOCKER_TLS_VERIFY=1 "
             f"DOCKER_CERT_PATH={cert_path} docker build") in result.stdout, result.stdout

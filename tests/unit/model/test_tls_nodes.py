@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from multiarch.builders.checks import doctor, preflight
 from multiarch.builders.engine import nodes
-from multiarch.builders.engine.client import cert_path, cli_env
+from multiarch.builders.engine.client import _tls_client, cert_path, cli_env, sdk
 from multiarch.builders.errors import DockerError
 from multiarch.tasks.model.errors import ManifestError
 from multiarch.tasks.model.manifest import parse_manifest
@@ -142,3 +142,15 @@ def test_the_doctor_calls_a_refused_certificate_an_error_not_a_fallback():
     assert finding.level == "error"
     assert finding.message.startswith(f"{HOST}: it refused our client certificate")
     assert "builders.linux/arm64.tls" in finding.fix
+
+
+def test_the_sdk_checks_the_node_against_its_own_ca_whatever_requests_ca_bundle_says(
+        tmp_path, certs, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    node = manifest(tmp_path, {"docker_host": HOST, "tls": TLS}).routing.node_for(ARM64)
+    client = _tls_client(sdk(), node, {"version": "1.41"})  # a version: no request made
+    settings = client.api.merge_environment_settings("https://10.77.0.4:2376/_ping", {}, None,
+                                                     None, None)
+    assert settings["verify"] == str(certs / "ca.crt")
+    assert client.api.cert == (str(certs / "client.crt"), str(certs / "client.key"))
