@@ -65,7 +65,8 @@ def touch(path: Path, text: str = "") -> None:
 
 
 def make_files(folder: Path, manifest: dict) -> None:
-    """The contexts, Dockerfiles, secret files and CAs the manifest names."""
+    """The contexts, Dockerfiles, secret files, CAs and node certificates the manifest
+    names."""
     images = manifest.get("images")
     for image in (images or {}).values() if isinstance(images, dict) else ():
         if not isinstance(image, dict) or not isinstance(image.get("context"), str):
@@ -88,6 +89,12 @@ def make_files(folder: Path, manifest: dict) -> None:
     for entry in registries.values() if isinstance(registries, dict) else ():
         if isinstance(entry, dict) and isinstance(entry.get("ca"), str):
             touch(folder / entry["ca"], "-----BEGIN CERTIFICATE-----\n")
+    builders = manifest.get("builders")
+    for entry in builders.values() if isinstance(builders, dict) else ():
+        tls = entry.get("tls") if isinstance(entry, dict) else None
+        for name in tls.values() if isinstance(tls, dict) else ():
+            if isinstance(name, str):
+                touch(folder / name, "-----BEGIN CERTIFICATE-----\n")
 
 
 @pytest.mark.parametrize(
