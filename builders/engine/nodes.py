@@ -3,6 +3,7 @@
 import http.client
 import os
 import re
+import signal
 import subprocess
 import threading
 
@@ -63,13 +64,20 @@ def ssh_ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     """
     argv = ["docker", "version", "--format", "{{.Server.Version}}"]
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                env=child_env(cli_env(node)), stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return f"no answer within {timeout:g} s"
+        # A session of its own: on a timeout the CLI's ssh child, which holds our pipes, is
+        # killed with it (else reading them would wait out ssh's own ConnectTimeout=30).
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+                                   env=child_env(cli_env(node)))
     except OSError as err:
         return err.strerror or str(err)
-    return None if result.returncode == 0 else ssh_reason(result.stderr)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return f"no answer within {timeout:g} s"
+    return None if process.returncode == 0 else ssh_reason(stderr)
 
 
 def ssh_reason(stderr: str) -> str:

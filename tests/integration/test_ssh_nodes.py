@@ -101,6 +101,26 @@ def test_emulate_false_fails_fast_when_sshd_is_stopped(workspace, sshd_stopped):
     assert_no_secrets(ws, sshd_stopped, result.stdout, result.stderr)
 
 
+def test_emulate_false_fails_fast_when_sshd_hangs(workspace, ssh_node):
+    ws = workspace
+    app(ws)
+    routed_manifest(ws, {"app": {"context": "app"}}, PLATFORMS,
+                    {"linux/arm64": {"docker_host": SSH_NODE, "emulate": False}})
+    ssh_node.pause()
+    try:
+        started = time.monotonic()
+        result = ws.doit("build:app:linux/arm64", check=False, env=ssh_node.env)
+        elapsed = time.monotonic() - started
+    finally:
+        ssh_node.resume()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert elapsed < 10, elapsed  # the ping's 3 s, not ssh's ConnectTimeout=30
+    assert (f"linux/arm64: builder {SSH_NODE} is unreachable (no answer within 3 s); "
+            "emulate: false forbids a local QEMU build") in output
+    assert "docker build" not in result.stdout
+
+
 def test_by_default_a_stopped_ssh_node_builds_locally_under_qemu_and_says_so(workspace,
                                                                                sshd_stopped):
     ws = workspace

@@ -12,6 +12,7 @@ run whatever `ssh` PATH finds.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -110,6 +111,14 @@ class SshNode:
         if self.process in self.host.processes:
             self.host.processes.remove(self.process)
         self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP sshd (`ip netns exec` became it): the kernel still accepts connections, but
+        no banner ever comes, as from a hung host."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def secrets(self) -> list[str]:
         """Lines of the private key files, which no output or state file may hold."""
