@@ -66,27 +66,38 @@ class SshNode:
             "LogLevel INFO", ""]))
         host_public = Path(f"{self.host_key}.pub").read_text().split()
         (self.folder / "known_hosts").write_text(f"{ADDRESS} {host_public[0]} {host_public[1]}\n")
-        (self.folder / "ssh_config").write_text("\n".join([
-            f"Host {ADDRESS}",
-            f"  IdentityFile {self.key}",
-            "  IdentitiesOnly yes",
-            f"  UserKnownHostsFile {self.folder / 'known_hosts'}",
-            "  GlobalKnownHostsFile /dev/null",
-            "  StrictHostKeyChecking yes",
-            "  BatchMode yes",
-            "  LogLevel ERROR", ""]))
-        bin_dir = self.folder / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        wrapper = bin_dir / "ssh"
-        wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {self.folder / "ssh_config"} "$@"\n')
-        wrapper.chmod(0o755)
+        client = [f"Host {ADDRESS}",
+                  f"  IdentityFile {self.key}",
+                  "  IdentitiesOnly yes",
+                  f"  UserKnownHostsFile {self.folder / 'known_hosts'}",
+                  "  GlobalKnownHostsFile /dev/null",
+                  "  StrictHostKeyChecking yes",
+                  "  BatchMode yes",
+                  "  LogLevel ERROR"]
+        # The same, with one connection that every session shares (and keeps for 60 s).
+        multiplexed = [*client, "  ControlMaster auto", f"  ControlPath {self.folder}/cm-%C",
+                       "  ControlPersist 60"]
+        for name, lines in (("", client), ("-mux", multiplexed)):
+            config = self.folder / f"ssh_config{name}"
+            config.write_text("\n".join(lines) + "\n")
+            bin_dir = self.folder / f"bin{name}"
+            bin_dir.mkdir(exist_ok=True)
+            wrapper = bin_dir / "ssh"
+            wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/ssh -F {config} "$@"\n')
+            wrapper.chmod(0o755)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
         self.host.up()
         return self
 
     @property
     def env(self) -> dict[str, str]:
+        """A client's environment: `ssh` on PATH is this node's, a new connection a session."""
         return {"PATH": f"{self.folder / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+
+    @property
+    def env_multiplexed(self) -> dict[str, str]:
+        """The same with ssh's ControlMaster/ControlPersist: sessions share one connection."""
+        return {"PATH": f"{self.folder / 'bin-mux'}{os.pathsep}{os.environ['PATH']}"}
 
     def start(self) -> None:
         """Run sshd in the namespace; return once it accepts connections."""
@@ -127,5 +138,9 @@ class SshNode:
                 if line and not line.startswith("-----")]
 
     def down(self) -> None:
+        for master in self.folder.glob("cm-*"):  # a ControlPersist master still waiting
+            subprocess.run(["/usr/bin/ssh", "-F", str(self.folder / "ssh_config-mux"), "-O",
+                            "exit", "-o", f"ControlPath={master}", ADDRESS],
+                           capture_output=True, timeout=10)
         self.stop()
         self.host.down()
