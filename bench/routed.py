@@ -4,13 +4,18 @@ Every run is a cold build: each image's RUN step echoes a token unique to the ru
 BuildKit cache or content tag answers. Four configurations, each with `doit -n 1` and `-n 4`:
 both platforms on the default engine, or amd64 there and arm64 on the node engine
 (`builders: {linux/arm64: {docker_host: <node>}}`). Prints the median wall time of each.
+`--ssh` adds arm64 routed to the same node engine through sshd (tests/support/sshd.py, at
+ssh://builder@10.77.0.3), so the difference to the unix-socket route is ssh's own cost; it is
+printed per routed build too. Once with a new ssh connection per session (the docker CLI and
+SDK open one per HTTP connection), once with ssh's ControlMaster/ControlPersist.
 
-    python bench/routed.py [--repeat 2] [--images 10] [--work 30000]
+    python bench/routed.py [--repeat 2] [--images 10] [--work 30000] [--ssh]
 """
 
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,9 +26,12 @@ from pathlib import Path
 
 import yaml
 
-DODO = Path(__file__).resolve().parent.parent / "dodo.py"
+ROOT = Path(__file__).resolve().parent.parent
+DODO = ROOT / "dodo.py"
 NODE = "unix:///run/multiarch-node/docker.sock"
 PLATFORMS = ["linux/amd64", "linux/arm64"]
+ROUTED = "routed: arm64 on the node"
+OVER_SSH = f"{ROUTED} over ssh"
 DOCKERFILE = """FROM busybox:1.35
 RUN echo {token} > /id && i=0 && while [ $i -lt {work} ]; do i=$((i+1)); done
 """
@@ -60,11 +68,13 @@ def remove_images(namespaces: list[str], hosts: list[str | None]) -> None:
                            env={**os.environ, **env})
 
 
-def timed_build(folder: Path, jobs: int) -> tuple[float, list[str]]:
+def timed_build(folder: Path, jobs: int, env: dict[str, str] | None = None
+                ) -> tuple[float, list[str]]:
     argv = [sys.executable, "-m", "doit", "-f", str(DODO), "-n", str(jobs), "build",
             f"manifest={folder / 'multiarch.yaml'}"]
     start = time.perf_counter()
-    result = subprocess.run(argv, cwd=folder, capture_output=True, text=True)
+    result = subprocess.run(argv, cwd=folder, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
     (folder / "bench.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -78,33 +88,60 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--work", type=int, default=30000, help="shell loop iterations per RUN")
     parser.add_argument("--node", default=NODE, help="the engine arm64 is routed to")
+    parser.add_argument("--ssh", action="store_true",
+                        help="also route arm64 to the node through sshd in a namespace")
     args = parser.parse_args()
 
-    configs = [(label, node, jobs) for label, node in (("one engine, arm64 under QEMU", None),
-                                                       ("routed: arm64 on the node", args.node))
-               for jobs in (1, 4)]
-    times: dict[tuple[str, int], list[float]] = {(label, jobs): [] for label, _, jobs in configs}
+    routes = [("one engine, arm64 under QEMU", None, {}), (ROUTED, args.node, {})]
+    ssh = None
+    if args.ssh:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.sshd import SSH_NODE, SshNode
+
+        ssh = SshNode(Path(tempfile.mkdtemp(prefix="multiarch-ssh-"))).setup()
+        ssh.start()
+        routes += [(OVER_SSH, SSH_NODE, ssh.env),
+                   (f"{OVER_SSH}, ControlPersist", SSH_NODE, ssh.env_multiplexed)]
+    try:
+        return run(args, routes)
+    finally:
+        if ssh:
+            ssh.down()
+            shutil.rmtree(ssh.folder, ignore_errors=True)
+
+
+def run(args, routes: list[tuple[str, str | None, dict[str, str]]]) -> int:
+    """Each configuration ``--repeat`` times, interleaved; the table of medians."""
+    configs = [(label, node, env, jobs) for label, node, env in routes for jobs in (1, 4)]
+    times: dict[tuple[str, int], list[float]] = {(c[0], c[3]): [] for c in configs}
     example, namespaces = None, []
+    # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
     with tempfile.TemporaryDirectory(prefix="bench-routed-") as tmp:
-        for repeat in range(args.repeat):
-            for label, node, jobs in configs:
-                folder = Path(tmp) / f"{repeat}-{len(times[(label, jobs)])}-{jobs}-{bool(node)}"
-                namespace = write_project(folder, args.images, args.work, node)
-                elapsed, argv = timed_build(folder, jobs)
-                example = example or argv
-                times[(label, jobs)].append(elapsed)
-                print(f"  {label}, -n {jobs}: {elapsed:.1f} s", flush=True)
-                namespaces.append(namespace)
+        try:
+            for repeat in range(args.repeat):
+                for index, (label, node, env, jobs) in enumerate(configs):
+                    folder = Path(tmp) / f"{repeat}-{index}"
+                    namespaces.append(write_project(folder, args.images, args.work, node))
+                    elapsed, argv = timed_build(folder, jobs, env)
+                    example = example or argv
+                    times[(label, jobs)].append(elapsed)
+                    print(f"  {label}, -n {jobs}: {elapsed:.1f} s", flush=True)
+        finally:
+            remove_images(namespaces, [None, args.node])
     print(f"\n{args.images} images x {len(PLATFORMS)} platforms, cold builds, "
           f"medians of {args.repeat}:\n")
     print("| configuration | `-n 1` | `-n 4` |")
     print("| --- | --- | --- |")
-    for label in dict.fromkeys(label for label, _, _ in configs):
+    for label in dict.fromkeys(config[0] for config in configs):
         cells = [f"{statistics.median(times[(label, jobs)]):.1f} s" for jobs in (1, 4)]
         print(f"| {label} | {' | '.join(cells)} |")
+    for label in dict.fromkeys(c[0] for c in configs if c[0].startswith(OVER_SSH)):
+        for jobs in (1, 4):
+            extra = (statistics.median(times[(label, jobs)])
+                     - statistics.median(times[(ROUTED, jobs)]))
+            print(f"{label}, -n {jobs}: ssh costs {extra:+.1f} s in all, "
+                  f"{extra / args.images:+.2f} s per routed (arm64) build")
     print(f"\ncommand (per configuration): {shlex.join(example)}", flush=True)
-    # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
-    remove_images(namespaces, [None, args.node])
     return 0
 
 
