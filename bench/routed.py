@@ -4,11 +4,16 @@ Every run is a cold build: each image's RUN step echoes a token unique to the ru
 BuildKit cache or content tag answers. Four configurations, each with `doit -n 1` and `-n 4`:
 both platforms on the default engine, or amd64 there and arm64 on the node engine
 (`builders: {linux/arm64: {docker_host: <node>}}`). Prints the median wall time of each.
-With `--tcp`, a third: arm64 on a dockerd 20.10 behind `--tlsverify` at tcp://10.77.0.4:2376
-(tests/support/tcpnode.py, started and stopped here; needs root, like the tests), and the
-transport's cost per build: (tcp+TLS − unix socket) / images, both nodes being dockerd 20.10.
+`--ssh` adds arm64 routed to the same node engine through sshd (tests/support/sshd.py, at
+ssh://builder@10.77.0.3), so the difference to the unix-socket route is ssh's own cost; it is
+printed per routed build too. Once with a new ssh connection per session (the docker CLI and
+SDK open one per HTTP connection), once with ssh's ControlMaster/ControlPersist.
 
-    python bench/routed.py [--repeat 2] [--images 10] [--work 30000] [--tcp]
+`--tcp` adds arm64 on a dockerd 20.10 behind `--tlsverify` at tcp://10.77.0.4:2376
+(tests/support/tcpnode.py, started and stopped here; needs root, like the tests), and the
+transport's cost per build against the unix-socket node (also dockerd 20.10).
+
+    python bench/routed.py [--repeat 2] [--images 10] [--work 30000] [--ssh] [--tcp]
 """
 
 import argparse
@@ -29,14 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent
 DODO = ROOT / "dodo.py"
 NODE = "unix:///run/multiarch-node/docker.sock"
 PLATFORMS = ["linux/amd64", "linux/arm64"]
+ROUTED = "routed: arm64 on the node"
+OVER_SSH = f"{ROUTED} over ssh"
+OVER_TCP = "routed: arm64 on a tcp:// node (mutual TLS)"
+TLS_FILES: dict[str, object] = {}  # docker_host → its certificates (tcpnode.Certificates)
 DOCKERFILE = """FROM busybox:1.35
 RUN echo {token} > /id && i=0 && while [ $i -lt {work} ]; do i=$((i+1)); done
 """
 
 
-def write_project(folder: Path, images: int, work: int, node: str | None, tls=None) -> str:
-    """A fresh manifest of ``images`` tiny images in a namespace of its own; returns it.
-    ``tls``: the tcp node's certificates, copied beside the manifest as a user would."""
+def write_project(folder: Path, images: int, work: int, node: str | None) -> str:
+    """A fresh manifest of ``images`` tiny images in a namespace of its own; returns it."""
     namespace = f"bench-routed-{uuid.uuid4().hex[:10]}"
     table = {}
     for index in range(images):
@@ -49,7 +57,8 @@ def write_project(folder: Path, images: int, work: int, node: str | None, tls=No
                 "images": table}
     if node:
         document["builders"] = {"linux/arm64": {"docker_host": node, "emulate": False}}
-    if tls:
+    tls = TLS_FILES.get(node)
+    if tls:  # copied beside the manifest, as a user would keep them
         (folder / "certs").mkdir()
         for source, name in ((tls.ca, "ca.pem"), (tls.cert, "cert.pem"), (tls.key, "key.pem")):
             shutil.copyfile(source, folder / "certs" / name)
@@ -72,11 +81,13 @@ def remove_images(namespaces: list[str], hosts: list[str | None]) -> None:
                            env={**os.environ, **env})
 
 
-def timed_build(folder: Path, jobs: int) -> tuple[float, list[str]]:
+def timed_build(folder: Path, jobs: int, env: dict[str, str] | None = None
+                ) -> tuple[float, list[str]]:
     argv = [sys.executable, "-m", "doit", "-f", str(DODO), "-n", str(jobs), "build",
             f"manifest={folder / 'multiarch.yaml'}"]
     start = time.perf_counter()
-    result = subprocess.run(argv, cwd=folder, capture_output=True, text=True)
+    result = subprocess.run(argv, cwd=folder, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
     (folder / "bench.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -90,64 +101,75 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--work", type=int, default=30000, help="shell loop iterations per RUN")
     parser.add_argument("--node", default=NODE, help="the engine arm64 is routed to")
+    parser.add_argument("--ssh", action="store_true",
+                        help="also route arm64 to the node through sshd in a namespace")
     parser.add_argument("--tcp", action="store_true",
                         help="also route arm64 to a tcp:// node with mutual TLS")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-tcp-node-") as node_folder:
-        tcp = None
-        if args.tcp:
-            sys.path.insert(0, str(ROOT))
-            from tests.support.tcpnode import TcpNode
 
-            tcp = TcpNode(Path(node_folder)).up()
-        try:
-            return bench(args, tcp)
-        finally:
-            if tcp:
-                tcp.down()
+    routes = [("one engine, arm64 under QEMU", None, {}), (ROUTED, args.node, {})]
+    ssh = None
+    if args.ssh:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.sshd import SSH_NODE, SshNode
+
+        ssh = SshNode(Path(tempfile.mkdtemp(prefix="multiarch-ssh-"))).setup()
+        ssh.start()
+        routes += [(OVER_SSH, SSH_NODE, ssh.env),
+                   (f"{OVER_SSH}, ControlPersist", SSH_NODE, ssh.env_multiplexed)]
+    tcp = None
+    if args.tcp:
+        sys.path.insert(0, str(ROOT))
+        from tests.support.tcpnode import HOST, TcpNode
+
+        tcp = TcpNode(Path(tempfile.mkdtemp(prefix="multiarch-tcp-"))).up()
+        TLS_FILES[HOST] = tcp.certs
+        routes.append((OVER_TCP, HOST, {}))
+    try:
+        return run(args, routes)
+    finally:
+        if ssh:
+            ssh.down()
+            shutil.rmtree(ssh.folder, ignore_errors=True)
+        if tcp:
+            tcp.down()
+            shutil.rmtree(tcp.folder, ignore_errors=True)
 
 
-TCP_LABEL = "routed: arm64 on a tcp:// node (mutual TLS)"
-UNIX_LABEL = "routed: arm64 on the node"
-
-
-def bench(args, tcp) -> int:
-    """The runs, the table, and (with a tcp node) the transport's cost per build."""
-    nodes = [("one engine, arm64 under QEMU", None), (UNIX_LABEL, args.node)]
-    if tcp:
-        from tests.support.tcpnode import HOST
-
-        nodes.append((TCP_LABEL, HOST))
-    configs = [(label, node, jobs) for label, node in nodes for jobs in (1, 4)]
-    times: dict[tuple[str, int], list[float]] = {(label, jobs): [] for label, _, jobs in configs}
+def run(args, routes: list[tuple[str, str | None, dict[str, str]]]) -> int:
+    """Each configuration ``--repeat`` times, interleaved; the table of medians."""
+    configs = [(label, node, env, jobs) for label, node, env in routes for jobs in (1, 4)]
+    times: dict[tuple[str, int], list[float]] = {(c[0], c[3]): [] for c in configs}
     example, namespaces = None, []
+    # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
     with tempfile.TemporaryDirectory(prefix="bench-routed-") as tmp:
-        for repeat in range(args.repeat):
-            for index, (label, node, jobs) in enumerate(configs):
-                folder = Path(tmp) / f"{repeat}-{index}-{jobs}"
-                namespace = write_project(folder, args.images, args.work, node,
-                                          tcp.certs if label == TCP_LABEL else None)
-                elapsed, argv = timed_build(folder, jobs)
-                example = example or argv
-                times[(label, jobs)].append(elapsed)
-                print(f"  {label}, -n {jobs}: {elapsed:.1f} s", flush=True)
-                namespaces.append(namespace)
+        try:
+            for repeat in range(args.repeat):
+                for index, (label, node, env, jobs) in enumerate(configs):
+                    folder = Path(tmp) / f"{repeat}-{index}"
+                    namespaces.append(write_project(folder, args.images, args.work, node))
+                    elapsed, argv = timed_build(folder, jobs, env)
+                    example = example or argv
+                    times[(label, jobs)].append(elapsed)
+                    print(f"  {label}, -n {jobs}: {elapsed:.1f} s", flush=True)
+        finally:
+            remove_images(namespaces, [None, args.node])
     print(f"\n{args.images} images x {len(PLATFORMS)} platforms, cold builds, "
           f"medians of {args.repeat}:\n")
     print("| configuration | `-n 1` | `-n 4` |")
     print("| --- | --- | --- |")
-    for label in dict.fromkeys(label for label, _, _ in configs):
+    for label in dict.fromkeys(config[0] for config in configs):
         cells = [f"{statistics.median(times[(label, jobs)]):.1f} s" for jobs in (1, 4)]
         print(f"| {label} | {' | '.join(cells)} |")
-    if tcp:
+    for label in dict.fromkeys(c[0] for c in configs if c[0].startswith(OVER_SSH)
+                               or c[0] == OVER_TCP):
         for jobs in (1, 4):
-            extra = (statistics.median(times[(TCP_LABEL, jobs)])
-                     - statistics.median(times[(UNIX_LABEL, jobs)]))
-            print(f"\ntcp+TLS over unix socket, -n {jobs}: {extra:+.1f} s in all, "
-                  f"{extra / args.images:+.2f} s per arm64 build")
+            extra = (statistics.median(times[(label, jobs)])
+                     - statistics.median(times[(ROUTED, jobs)]))
+            how = "tcp+TLS" if label == OVER_TCP else "ssh"
+            print(f"{label}, -n {jobs}: {how} costs {extra:+.1f} s in all, "
+                  f"{extra / args.images:+.2f} s per routed (arm64) build")
     print(f"\ncommand (per configuration): {shlex.join(example)}", flush=True)
-    # Afterwards, not between runs: untagging on the containerd store takes minutes under load.
-    remove_images(namespaces, [None, args.node])
     return 0
 
 

@@ -27,7 +27,7 @@ QEMU_NAMES = {
 # What a host of each architecture runs without emulation.
 NATIVE = {"amd64": ("amd64", "386"), "arm64": ("arm64",)}
 _MACHINE = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "i386": "386",
-            "i686": "386", "armv7l": "arm", "ppc64el": "ppc64le"}
+            "i686": "386", "armv7l": "arm", "ppc64el": "ppc64le", "loongarch64": "loong64"}
 # The hosts the engine speaks plain HTTP to without being told (its isSecureIndex).
 _LOOPBACK = re.compile(r"(localhost|127(\.\d+){3}|\[::1\])(:\d+)?")
 INSECURE_HINT = (

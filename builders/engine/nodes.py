@@ -3,14 +3,16 @@
 import http.client
 import os
 import re
+import signal
+import subprocess
 import threading
 
 from ...tasks.model.platforms import Platform
 from ...tasks.model.routing import Node, Routing
 from ..errors import DockerError
 from .api import DEFAULT_HOST, unix_get
-from .cli import say
-from .client import reach, short_reason
+from .cli import child_env, say
+from .client import cli_env, reach, short_reason
 from .facts import is_native
 from .podman import ping as podman_ping
 
@@ -42,13 +44,16 @@ _down_lock = threading.Lock()
 def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     """None when ``node`` answers `/_ping` within ``timeout``; otherwise why it did not.
 
-    A unix socket is asked directly (no SDK import); anything else through the SDK; a
-    podman connection by `podman --connection <name> info`.
+    A unix socket is asked directly (no SDK import); an ssh:// host by the docker CLI, as the
+    build will reach it; anything else through the SDK; a podman connection by
+    `podman --connection <name> info`.
     """
     if node.connection:
         return podman_ping(node)
     host = node.docker_host or (None if node.context else os.environ.get("DOCKER_HOST"))
     host = host or (None if node.context else DEFAULT_HOST)
+    if host and host.startswith("ssh://"):
+        return ssh_ping(node, timeout)
     try:
         if host and host.startswith("unix://"):
             status, _ = unix_get(host, "/_ping", timeout)
@@ -61,6 +66,42 @@ def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
         return err.strerror or str(err) or type(err).__name__
     except http.client.HTTPException as err:
         return short_reason(str(err)) or type(err).__name__
+
+
+def ssh_ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
+    """None when the engine behind an ssh:// node answers `docker version` within ``timeout``.
+
+    Not the SDK: its ssh transport lets ssh's own error through to our stderr, says only
+    `Broken pipe`, and waits on a hung connection past any timeout. The CLI's error carries
+    ssh's words; the subprocess timeout bounds a host that never answers.
+    """
+    argv = ["docker", "version", "--format", "{{.Server.Version}}"]
+    try:
+        # A session of its own: on a timeout the CLI's ssh child, which holds our pipes, is
+        # killed with it (else reading them would wait out ssh's own ConnectTimeout=30).
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+                                   env=child_env(cli_env(node)))
+    except OSError as err:
+        return err.strerror or str(err)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return f"no answer within {timeout:g} s"
+    return None if process.returncode == 0 else ssh_reason(stderr)
+
+
+def ssh_reason(stderr: str) -> str:
+    """ssh's words from the CLI's `error during connect: ... stderr=ssh: connect to host H
+    port 22: Connection refused`: the OS's part (`Connection refused`), or ssh's line
+    (`Host key verification failed.`, `Permission denied (publickey).`)."""
+    text = stderr.split("stderr=", 1)[1] if "stderr=" in stderr else stderr
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[-1] if lines else "docker version failed"
+    found = re.search(r"port \d+: (.+)$", line)
+    return short_reason(found.group(1) if found else line)
 
 
 def _unreachable(node: Node) -> str | None:

@@ -176,6 +176,30 @@ def bake_argv(bake_file: Path, metadata_file: Path) -> list[str]:
             str(metadata_file), "--progress", "plain"]
 
 
+NODES_BUILDER = "multiarch-nodes"
+
+
+def node_builder_argvs(nodes: Sequence[tuple[str, Sequence[Platform]]],
+                       config: Path | None) -> list[list[str]]:
+    """`docker buildx create`, then `--append` per further node: one docker-container
+    BuildKit per engine of ``nodes`` (endpoint, the platforms it builds).
+
+    Each node names its platforms: buildx sends a platform to a node that lists it, and every
+    node's BuildKit lists the host's QEMU platforms by itself too, so an unnamed node would
+    take them all.
+    """
+    argvs = []
+    for index, (endpoint, platforms) in enumerate(nodes):
+        argv = ["docker", "buildx", "create", *(["--append"] if index else []),
+                "--name", NODES_BUILDER, "--node", f"{NODES_BUILDER}{index}",
+                "--driver", "docker-container", "--driver-opt", "network=host",
+                "--platform", ",".join(str(p) for p in platforms)]
+        if config is not None:
+            argv += ["--buildkitd-config", str(config)]
+        argvs.append([*argv, endpoint])
+    return argvs
+
+
 def auto_builder_argv(config: Path | None) -> list[str]:
     """`docker buildx create` for ``builder: auto``.
 

@@ -2,7 +2,7 @@
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -10,15 +10,18 @@ import tomli_w
 
 from ...tasks.model.files import write_atomic
 from ...tasks.model.manifest import Image
-from ...tasks.model.platforms import Platform
+from ...tasks.model.platforms import Platform, from_oci
 from ...tasks.model.reference import locate
 from ...tasks.model.registries import RegistrySettings, buildkitd_config
+from ...tasks.model.routing import Node, Routing
+from ..engine import nodes
 from ..engine.cli import run, say
 from ..engine.facts import uses_containerd_store
 from ..errors import DockerError
+from ..registry.client import repository_of
 from ..registry.retry import is_retriable, retry
 from . import build, manifest_list, push
-from .argv import AUTO_BUILDER, auto_builder_argv, buildx_argv
+from .argv import AUTO_BUILDER, NODES_BUILDER, auto_builder_argv, buildx_argv, node_builder_argvs
 
 # What buildx says when its builder cannot export several platforms at once: the docker
 # driver without the containerd image store (buildx 0.13 words it the first way, the seed's
@@ -49,23 +52,60 @@ def resolve_builder(builder: str | None, state_dir: Path) -> str | None:
     if uses_containerd_store(json.loads(store)):
         return None
     config = state_dir / "buildkitd.toml"
-    made_from = state_dir / "builder-config"
     argv = auto_builder_argv(config if config.exists() else None)
     engine = [os.environ.get(name, "") for name in ("DOCKER_HOST", "DOCKER_CONTEXT")]
     wanted = json.dumps({"engine": engine, "argv": argv,
                          "buildkitd.toml": config.read_text() if config.exists() else ""})
+    return _made(AUTO_BUILDER, [argv], wanted, state_dir / "builder-config")
+
+
+def _made(name: str, argvs: list[list[str]], wanted: str, made_from: Path) -> str:
+    """The builder ``name``, created by ``argvs`` unless it exists and ``made_from`` says it
+    was made from ``wanted``; else removed and created again."""
     try:
-        run(["docker", "buildx", "inspect", AUTO_BUILDER], "buildx inspect", echo=False)
+        run(["docker", "buildx", "inspect", name], "buildx inspect", echo=False)
         exists = True
     except DockerError:
         exists = False
     if exists and made_from.exists() and made_from.read_text() == wanted:
-        return AUTO_BUILDER
+        return name
     if exists:
-        run(["docker", "buildx", "rm", AUTO_BUILDER], f"remove the {AUTO_BUILDER} builder")
-    run(argv, f"create the {AUTO_BUILDER} builder")
+        run(["docker", "buildx", "rm", name], f"remove the {name} builder")
+    for argv in argvs:
+        run(argv, f"create the {name} builder")
     write_atomic(made_from, wanted)
-    return AUTO_BUILDER
+    return name
+
+
+def endpoint(node: Node) -> str:
+    """What `docker buildx create` is given for ``node``: its DOCKER_HOST or context; for
+    the environment's engine, the environment's (or the default context)."""
+    return (node.docker_host or node.context or os.environ.get("DOCKER_HOST")
+            or os.environ.get("DOCKER_CONTEXT") or "default")
+
+
+def node_builder(routing: Routing, platforms: Sequence[Platform], state_dir: Path,
+                 prefix: str = "") -> tuple[str, dict[str, str]]:
+    """The buildx builder `builders:` makes: a docker-container BuildKit on each routed
+    engine for its platforms, and one on the default engine for the rest; returns its name
+    and which engine builds each platform.
+
+    A routed engine that does not answer falls back as a manifest-strategy build does (its
+    platforms go to the default engine's node, said so), or stops the run with `emulate:
+    false`. The builder is made again only when its nodes or buildkitd.toml change.
+    """
+    placed: dict[Node, list[Platform]] = {}
+    for platform in platforms:
+        placed.setdefault(nodes.choose(routing, platform, prefix), []).append(platform)
+    ordered = sorted(placed.items(), key=lambda item: item[0] != routing.default)
+    config = state_dir / "buildkitd.toml"
+    argvs = node_builder_argvs([(endpoint(node), found) for node, found in ordered],
+                               config if config.exists() else None)
+    wanted = json.dumps({"argvs": argvs,
+                         "buildkitd.toml": config.read_text() if config.exists() else ""})
+    name = _made(NODES_BUILDER, argvs, wanted, state_dir / "nodes-builder-config")
+    return name, {str(platform): node.name for node, found in placed.items()
+                  for platform in found}
 
 
 def refuses_multi_platform(output: str) -> bool:
@@ -73,16 +113,26 @@ def refuses_multi_platform(output: str) -> bool:
 
 
 def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
-                   fallback=None) -> dict:
-    """Run the one buildx build; return each list's digest as the registry got it.
+                   fallback=None, routing: Routing | None = None,
+                   platforms: Sequence[Platform] = (), registries=()) -> dict:
+    """Run the one buildx build; return each list's digest as the registry got it, and each
+    platform's image in it (``children``) and the engine that built it (``builders``).
 
-    A builder that refuses several platforms is reported in one line with what to do, or,
-    given ``fallback`` (a callable running the manifest strategy), handed over to it.
+    With `builders:` routes (``routing``) and no builder named, the build runs on the
+    builder node_builder makes for every buildx image's ``platforms``. A builder that refuses
+    several platforms is reported in one line with what to do, or, given ``fallback`` (a
+    callable running the manifest strategy), handed over to it.
     """
     metadata_file = state_dir / "buildx" / f"{image.name}.json"
     metadata_file.parent.mkdir(parents=True, exist_ok=True)
     metadata_file.unlink(missing_ok=True)
-    argv = buildx_argv(image, metadata_file, resolve_builder(builder, state_dir))
+    where: dict[str, str] = {}
+    if routing is not None and routing.routes and builder in (None, "auto"):
+        builder_name, where = node_builder(routing, platforms or image.platforms, state_dir,
+                                           f"[{image.name}] ")
+    else:
+        builder_name = resolve_builder(builder, state_dir)
+    argv = buildx_argv(image, metadata_file, builder_name)
     try:
         _run_with_retries(argv, image)
     except DockerError as err:
@@ -97,7 +147,27 @@ def build_and_push(image: Image, state_dir: Path, builder: str | None = None,
         return fallback()
     metadata = json.loads(metadata_file.read_text())
     digest = metadata.get("containerimage.digest", "")
-    return {"lists": {ref: digest for ref in image.refs}, "strategy": "buildx"}
+    return {"lists": {ref: digest for ref in image.refs}, "strategy": "buildx",
+            "children": pushed_children(image, registries),
+            "builders": {str(platform): where.get(str(platform), builder_name or "default")
+                         for platform in image.platforms}}
+
+
+def pushed_children(image: Image, registries=()) -> dict[str, str]:
+    """platform → `repository@digest` of each image in the list buildx pushed, as the
+    registry has it (attestations left out); {} when the list is not there to read."""
+    if not image.method.pushes:
+        return {}
+    registry, path = repository_of(image, registries)
+    found = registry.get(path, image.tags[0])
+    if found is None:
+        return {}
+    children = {}
+    for entry in json.loads(found[0]).get("manifests", []):
+        platform = from_oci(entry.get("platform") or {})
+        if platform is not None:
+            children[str(platform)] = f"{image.repository}@{entry['digest']}"
+    return children
 
 
 def _run_with_retries(argv: list[str], image: Image) -> None:

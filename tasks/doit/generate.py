@@ -192,16 +192,20 @@ def _buildx_task(run: Run, image: Image) -> dict:
         fallback = partial(buildx.manifest_fallback, image, state_dir,
                            partial(run.inputs.digest, image), run.manifest.registries)
     platforms = ",".join(str(p) for p in image.platforms)
+    every = tuple(dict.fromkeys(p for other in run.manifest.images
+                                if other.method.strategy == "buildx" for p in other.platforms))
     return run.recorded(run.after_registries({
         "name": image.name,
         "doc": f"docker buildx build --platform {platforms} -t {image.refs[0]} --push",
         "actions": [(step, [buildx.build_and_push, image, state_dir, run.manifest.builder,
-                            fallback]),
+                            fallback, run.manifest.routing, every,
+                            run.manifest.registries]),
                     (step, [inspect.inspect, image, run.manifest.registries])],
         "uptodate": [inputs_unchanged(image, image.platforms, run.inputs),
                      *run.in_registry(image.refs, "lists")],
         "task_dep": bases(run, image)
-        + (["buildkitd"] if run.manifest.builder == "auto" else []),
+        + (["buildkitd"] if run.manifest.builder == "auto"
+           or (run.manifest.builder is None and run.manifest.routing.routes) else []),
         "verbosity": 2,
     }))
 

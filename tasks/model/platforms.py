@@ -61,7 +61,8 @@ def _normalize_os(os: str) -> str:
 
 
 def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
-    """containerd's normalizeArch: one spelling per arch, implied variants dropped."""
+    """containerd's normalizeArch: one spelling per arch, implied variants dropped; and the
+    kernel's name for LoongArch, as `aarch64` is taken for arm64."""
     arch, variant = arch.lower(), variant.lower()
     if arch == "i386":
         return "386", ""
@@ -69,6 +70,8 @@ def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
         return "amd64", "" if variant == "v1" else variant
     if arch in ("aarch64", "arm64"):
         return "arm64", "" if variant in ("8", "v8") else variant
+    if arch == "loongarch64":  # what `uname -m` prints; Go and OCI say loong64
+        return "loong64", variant
     if arch == "armhf":
         return "arm", "v7"
     if arch == "armel":

@@ -105,15 +105,17 @@ def platform_entry(image: Image, platform, runs: dict[str, TaskRun], builder: st
         push = runs.get(names.push(image.name, platform))
     built = build.values if build else {}
     tags = (push.values if push else {}).get("digests") or built.get("digests") or {}
-    listed = runs.get(names.manifest(image.name))
+    listed = build if strategy == "buildx" else runs.get(names.manifest(image.name))
     children = listed.values.get("children", {}) if listed else {}
+    builder = (built.get("builders") or {}).get(str(platform)) or builder
     refs = image.platform_refs(platform)
     ran = [run.duration for run in (build, push) if run and run.duration is not None]
     return {
         "platform": str(platform),
         "state": platform_state(task_state(build, strategy), task_state(push, strategy, build)),
         "input_digest": built.get("input_digest"),
-        "image_digest": tags.get(refs[0]) if refs else None,
+        "image_digest": (tags.get(refs[0]) if refs else None)
+        or (_digest_of(children.get(str(platform))) if strategy == "buildx" else None),
         "list_entry": _digest_of(children.get(str(platform))),
         "tags": dict(tags),
         "builder": built.get("builder") or builder,

@@ -93,6 +93,8 @@ def test_amd64_and_386_are_native_on_amd64_others_need_qemu():
     ("amd64", "linux/s390x", "qemu-s390x"),
     ("amd64", "linux/riscv64", "qemu-riscv64"),
     ("amd64", "linux/mips64le", "qemu-mips64el"),
+    ("amd64", "linux/loong64", "qemu-loongarch64"),
+    ("amd64", "linux/loongarch64", "qemu-loongarch64"),
     ("arm64", "linux/amd64", "qemu-x86_64"),
     ("arm64", "linux/386", "qemu-i386"),
     ("amd64", "linux/amd64", None),
@@ -110,6 +112,16 @@ def test_a_missing_handler_is_an_error_with_the_fix():
     assert found.message == "no binfmt handler qemu-riscv64"
     assert "docker run --privileged --rm tonistiigi/binfmt --install riscv64" in found.fix
     assert "qemu-user-static" in found.fix
+
+
+def test_a_missing_loongarch_handler_is_named():
+    m = manifest(image(platforms=("linux/amd64", "linux/loong64")))
+    found = by_subject(diagnose(facts(), m), "platform linux/loong64")
+    assert (found.level, found.message) == ("error", "no binfmt handler qemu-loongarch64")
+    assert "qemu-user-static" in found.fix
+    present = by_subject(diagnose(facts(binfmt={"qemu-loongarch64": True}), m),
+                         "platform linux/loong64")
+    assert present.message == "via QEMU (binfmt handler qemu-loongarch64)"
 
 
 def test_a_disabled_handler_is_an_error():
@@ -275,6 +287,7 @@ def test_binfmt_handlers_reads_the_first_line(tmp_path):
 def test_host_arch_normalises_kernel_names():
     assert host_arch("x86_64") == "amd64"
     assert host_arch("aarch64") == "arm64"
+    assert host_arch("loongarch64") == "loong64"
 
 
 def test_doctor_raises_with_the_problem_count(monkeypatch, capsys):

@@ -63,6 +63,10 @@ NORMALIZE_TABLE = [
     ("linux/ppc64le", Platform("linux", "ppc64le")),
     ("linux/riscv64", Platform("linux", "riscv64")),
     ("linux/riscv64/rva22u64", Platform("linux", "riscv64", "rva22u64")),
+    # What `uname -m` prints on LoongArch, taken as Go's and OCI's loong64 (as aarch64 is arm64).
+    ("linux/loongarch64", Platform("linux", "loong64")),
+    ("linux/LoongArch64", Platform("linux", "loong64")),
+    ("linux/loong64", Platform("linux", "loong64")),
     # containerd reads two parts whose first is no OS as architecture/variant.
     ("arm64/v8", Platform("linux", "arm64")),
     ("aarch64/v8", Platform("linux", "arm64")),
