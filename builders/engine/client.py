@@ -2,10 +2,10 @@
 
 import os
 import re
-import threading
 from pathlib import Path
 from types import ModuleType
 
+from ...tasks.model.files import write_atomic
 from ...tasks.model.routing import LOCAL, Node, NodeTLS
 from ..errors import DockerError
 
@@ -18,25 +18,18 @@ def sdk() -> ModuleType:
     return docker
 
 
-_copy_lock = threading.Lock()  # parallel builds on one node copy its certificates once
 
 
 def cert_path(tls: NodeTLS) -> Path:
     """The node's DOCKER_CERT_PATH, filled: the CLI reads only `ca.pem`, `cert.pem` and
     `key.pem` there, while the manifest may name its files anything. Copied (not linked: a
     symlinked key keeps its own mode) on every call, so an edited certificate is used at once;
-    written to a temporary name and renamed, so a parallel CLI never reads half a file. The
-    key is 0600 from its creation, and its bytes are never printed."""
-    with _copy_lock:
-        tls.folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(tls.folder, 0o700)
-        for source, name in ((tls.ca, "ca.pem"), (tls.cert, "cert.pem"), (tls.key, "key.pem")):
-            target = tls.folder / name
-            partial = tls.folder / f".{name}.partial"
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(source.read_bytes())
-            os.replace(partial, target)
+    each by write_atomic, so a parallel CLI never reads half a file. Every file is 0600 from
+    its creation (a temporary file's mode), and the key's bytes are never printed."""
+    tls.folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(tls.folder, 0o700)
+    for source, name in ((tls.ca, "ca.pem"), (tls.cert, "cert.pem"), (tls.key, "key.pem")):
+        write_atomic(tls.folder / name, source.read_text(errors="surrogateescape"), 0o600)
     return tls.folder
 
 
@@ -58,7 +51,7 @@ def reach(node: Node = LOCAL, timeout: float | None = None):
     """A docker SDK client for ``node`` that has answered a ping.
 
     A context is resolved to its endpoint and TLS here; ``ssh://`` goes through the system's
-    ssh client, as the docker CLI does (no paramiko).
+    ssh client, as the docker CLI does (the SDK still imports paramiko for it: `docker[ssh]`).
 
     Raises:
         DockerError: why the engine cannot be reached, in the OS's words (`Connection

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from ...tasks.model.engines import PODMAN
+from ...tasks.model.files import write_atomic
 from ...tasks.model.routing import LOCAL, Node
 from .facts import host_arch, is_loopback
 
@@ -33,8 +34,7 @@ def tls_flags(host: str, registries=(), state_dir: Path | None = None) -> list[s
         return ["--tls-verify=false"]
     if settings and settings.ca and state_dir is not None:
         folder = state_dir / CERTS_DIR / host.replace(":", "_")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "ca.crt").write_bytes(Path(settings.ca).read_bytes())
+        write_atomic(folder / "ca.crt", Path(settings.ca).read_text(errors="surrogateescape"))
         return ["--cert-dir", str(folder)]
     return []
 
