@@ -62,21 +62,7 @@ def reach(node: Node = LOCAL, timeout: float | None = None):
 
     kwargs = {"timeout": timeout} if timeout else {}
     try:
-        if node.from_environment:
-            client = docker.from_env(**kwargs)
-        elif node.tls:
-            client = _tls_client(docker, node, kwargs)
-        elif node.docker_host:
-            client = docker.DockerClient(base_url=node.docker_host,
-                                         use_ssh_client=node.docker_host.startswith("ssh://"),
-                                         **kwargs)
-        else:
-            context = docker.ContextAPI.get_context(node.context)
-            if context is None:
-                raise DockerError(f"no docker context {node.context!r} (see `docker context ls`)")
-            client = docker.DockerClient(base_url=context.Host, tls=context.TLSConfig,
-                                         use_ssh_client=context.Host.startswith("ssh://"),
-                                         **kwargs)
+        client = unpinged(docker, node, kwargs)
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as err:
         raise DockerError(short_reason(str(err)) or type(err).__name__) from None
@@ -85,21 +71,57 @@ def reach(node: Node = LOCAL, timeout: float | None = None):
     return client
 
 
+def unpinged(docker: ModuleType, node: Node, kwargs: dict):
+    """The client reach() pings: no request is made yet. A TLS node's or a TLS context's
+    server is checked against its own CA only (_pinned_client)."""
+    if node.from_environment:
+        return docker.from_env(**kwargs)
+    if node.tls:
+        return _tls_client(docker, node, kwargs)
+    if node.docker_host:
+        return docker.DockerClient(base_url=node.docker_host,
+                                   use_ssh_client=node.docker_host.startswith("ssh://"),
+                                   **kwargs)
+    context = docker_context(node.context)
+    if context.TLSConfig:
+        return _pinned_client(docker, context.Host, context.TLSConfig, kwargs)
+    return docker.DockerClient(base_url=context.Host,
+                               use_ssh_client=context.Host.startswith("ssh://"), **kwargs)
+
+
+def docker_context(name: str):
+    """The SDK's record of the docker context ``name``: its endpoint and TLS, read from the
+    CLI's context store (no engine is asked).
+
+    Raises:
+        DockerError: there is no such context.
+    """
+    context = sdk().ContextAPI.get_context(name)
+    if context is None:
+        raise DockerError(f"no docker context {name!r} (see `docker context ls`)")
+    return context
+
+
 def _tls_client(docker: ModuleType, node: Node, kwargs: dict):
-    """A client for a tcp:// node with mutual TLS that checks the server against the node's
-    own CA. requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (often set system-wide) replace
-    a session's CA per request, which would reject a private CA's server as
-    `unable to get local issuer certificate`: the node's CA is put back on each request."""
+    """A client for a tcp:// node with mutual TLS, checked against the node's own CA."""
+    tls = docker.tls.TLSConfig(client_cert=(str(node.tls.cert), str(node.tls.key)),
+                               ca_cert=str(node.tls.ca), verify=True)
+    return _pinned_client(docker, node.docker_host, tls, kwargs)
+
+
+def _pinned_client(docker: ModuleType, base_url: str, tls, kwargs: dict):
+    """A client whose server is checked against ``tls``'s CA and no other. requests lets
+    REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (often set system-wide) replace a session's CA per
+    request, which would reject a private CA's server as `unable to get local issuer
+    certificate`: the client's own CA is put back on each request."""
 
     class PinnedCA(docker.APIClient):
         def merge_environment_settings(self, url, proxies, stream, verify, cert):
             settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
             return {**settings, "verify": self.verify}
 
-    tls = docker.tls.TLSConfig(client_cert=(str(node.tls.cert), str(node.tls.key)),
-                               ca_cert=str(node.tls.ca), verify=True)
     client = docker.DockerClient.__new__(docker.DockerClient)
-    client.api = PinnedCA(base_url=node.docker_host, tls=tls, **kwargs)
+    client.api = PinnedCA(base_url=base_url, tls=tls, **kwargs)
     return client
 
 

@@ -12,7 +12,7 @@ from ...tasks.model.routing import Node, Routing
 from ..errors import DockerError
 from .api import DEFAULT_HOST, unix_get
 from .cli import child_env, say
-from .client import cli_env, reach, short_reason
+from .client import cli_env, docker_context, reach, short_reason
 from .facts import is_native
 from .podman import ping as podman_ping
 
@@ -44,18 +44,17 @@ _down_lock = threading.Lock()
 def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
     """None when ``node`` answers `/_ping` within ``timeout``; otherwise why it did not.
 
-    A unix socket is asked directly (no SDK import); an ssh:// host by the docker CLI, as the
-    build will reach it; anything else through the SDK; a podman connection by
-    `podman --connection <name> info`.
+    A unix socket is asked directly (no SDK import); an ssh:// host (a docker_host or a
+    context's) by the docker CLI, as the build will reach it; anything else through the SDK;
+    a podman connection by `podman --connection <name> info`.
     """
     if node.connection:
         return podman_ping(node)
-    host = node.docker_host or (None if node.context else os.environ.get("DOCKER_HOST"))
-    host = host or (None if node.context else DEFAULT_HOST)
-    if host and host.startswith("ssh://"):
-        return ssh_ping(node, timeout)
     try:
-        if host and host.startswith("unix://"):
+        host = node_host(node)
+        if host.startswith("ssh://"):
+            return ssh_ping(node, timeout)
+        if host.startswith("unix://"):
             status, _ = unix_get(host, "/_ping", timeout)
             return None if status == 200 else f"/_ping answered {status}"
         reach(node, timeout)
@@ -66,6 +65,20 @@ def ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:
         return err.strerror or str(err) or type(err).__name__
     except http.client.HTTPException as err:
         return short_reason(str(err)) or type(err).__name__
+
+
+def node_host(node: Node) -> str:
+    """The engine address ``node`` stands for: its DOCKER_HOST, its context's endpoint, or the
+    environment's."""
+    if node.docker_host:
+        return node.docker_host
+    if node.context:
+        return docker_context(node.context).Host
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    if os.environ.get("DOCKER_CONTEXT", "default") != "default":
+        return docker_context(os.environ["DOCKER_CONTEXT"]).Host
+    return DEFAULT_HOST
 
 
 def ssh_ping(node: Node, timeout: float = PING_TIMEOUT) -> str | None:

@@ -16,6 +16,7 @@ from ...tasks.model.registries import RegistrySettings, buildkitd_config
 from ...tasks.model.routing import Node, Routing
 from ..engine import nodes
 from ..engine.cli import run, say
+from ..engine.contexts import tls_context
 from ..engine.facts import uses_containerd_store
 from ..errors import DockerError
 from ..registry.client import repository_of
@@ -78,8 +79,11 @@ def _made(name: str, argvs: list[list[str]], wanted: str, made_from: Path) -> st
 
 
 def endpoint(node: Node) -> str:
-    """What `docker buildx create` is given for ``node``: its DOCKER_HOST or context; for
-    the environment's engine, the environment's (or the default context)."""
+    """What `docker buildx create` is given for ``node``: its DOCKER_HOST or context (for a
+    node with `tls:`, the context made from it: buildx reads no TLS for a bare tcp:// host);
+    for the environment's engine, the environment's (or the default context)."""
+    if node.tls is not None:
+        return tls_context(node)
     return (node.docker_host or node.context or os.environ.get("DOCKER_HOST")
             or os.environ.get("DOCKER_CONTEXT") or "default")
 

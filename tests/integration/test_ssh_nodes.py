@@ -3,6 +3,7 @@ authentication made here, and behind it the node engine (dockerd 20.10) that the
 `docker system dial-stdio` reaches (tests/support/sshd.py). Only this test's sshd is stopped."""
 
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -101,11 +102,23 @@ def test_emulate_false_fails_fast_when_sshd_is_stopped(workspace, sshd_stopped):
     assert_no_secrets(ws, sshd_stopped, result.stdout, result.stderr)
 
 
-def test_emulate_false_fails_fast_when_sshd_hangs(workspace, ssh_node):
+@pytest.fixture
+def ssh_context(ssh_node, workspace):
+    """A docker context of the user's whose endpoint is the ssh node."""
+    name = f"{workspace.namespace}-ssh"
+    subprocess.run(["docker", "context", "create", name, "--docker", f"host={SSH_NODE}"],
+                   check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "context", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.parametrize("how", ["docker_host", "context"])
+def test_emulate_false_fails_fast_when_sshd_hangs(workspace, ssh_node, how, request):
     ws = workspace
     app(ws)
+    name = SSH_NODE if how == "docker_host" else request.getfixturevalue("ssh_context")
     routed_manifest(ws, {"app": {"context": "app"}}, PLATFORMS,
-                    {"linux/arm64": {"docker_host": SSH_NODE, "emulate": False}})
+                    {"linux/arm64": {how: name, "emulate": False}})
     ssh_node.pause()
     try:
         started = time.monotonic()
@@ -116,7 +129,7 @@ def test_emulate_false_fails_fast_when_sshd_hangs(workspace, ssh_node):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert elapsed < 10, elapsed  # the ping's 3 s, not ssh's ConnectTimeout=30
-    assert (f"linux/arm64: builder {SSH_NODE} is unreachable (no answer within 3 s); "
+    assert (f"linux/arm64: builder {name} is unreachable (no answer within 3 s); "
             "emulate: false forbids a local QEMU build") in output
     assert "docker build" not in result.stdout
 

@@ -1,18 +1,27 @@
-"""A builder node on tcp:// with mutual TLS (#19): a real dockerd 20.10 behind `--tlsverify`
-at tcp://10.77.0.4:2376, in a network namespace of the tests' own (tests/support/tcpnode.py),
-with a CA, server and client certificates made by openssl here."""
+"""A builder node on tcp:// with mutual TLS (#19): a real dockerd behind `--tlsverify` at
+tcp://10.77.0.4:2376, in a network namespace of the tests' own (tests/support/tcpnode.py),
+with a CA, server and client certificates made by openssl here. Which node ran a buildx
+build is read off that node's own BuildKit (`buildctl du`)."""
 
+import json
 import shutil
+import subprocess
+import uuid
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import builders_of, docker, raw_manifest
 from tests.integration.test_doctor import doctor, lines
-from tests.support.tcpnode import HOST, TcpNode
+from tests.support.netns import sign_certificate
+from tests.support.tcpnode import HOST, TcpNode, cli_env
 
 pytestmark = pytest.mark.engine
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+BUILDER, CONTEXT = "multiarch-nodes", "multiarch-tcp-10.77.0.4-2376"
+MIRROR = "127.0.0.1:5000"
+BUILDX_DOCKERFILE = "FROM busybox:1.35\nRUN uname -m > /arch && echo {token}\n"
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +101,80 @@ def test_the_doctor_says_which_node_answers_and_which_refuses_our_certificate(wo
     [line] = lines(doctor(ws), "error builder for linux/arm64: ")
     assert f"{HOST}: it refused our client certificate" in line, line
     assert "builders.linux/arm64.tls" in line, line
+
+
+@pytest.fixture
+def nodes_builder(node):
+    """The buildx builder and the docker context a run makes, removed after the test."""
+    yield BUILDER
+    subprocess.run(["docker", "buildx", "rm", BUILDER], capture_output=True)
+    subprocess.run(["docker", "context", "rm", "-f", CONTEXT], capture_output=True)
+
+
+def executed_on_node(node, token: str) -> int:
+    """How many builds the TLS node's own BuildKit ran that carry ``token`` (`buildctl du`)."""
+    result = subprocess.run(["docker", "exec", f"buildx_buildkit_{BUILDER}1", "buildctl", "du",
+                             "-v"], capture_output=True, text=True, env=cli_env(node.certs),
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return sum(token in line for line in result.stdout.splitlines() if "from exec" in line)
+
+
+def test_a_buildx_builder_reaches_the_tls_node_through_a_docker_context(workspace, node,
+                                                                      nodes_builder):
+    ws = workspace
+    ref = tls_manifest(ws, node, node.certs.cert, node.certs.key)
+    tokens = [f"token-{uuid.uuid4().hex[:12]}" for _ in range(3)]
+    context = ws.context("app", BUILDX_DOCKERFILE.format(token=tokens[0]))
+    path = ws.path / "multiarch.yaml"
+    document = yaml.safe_load(path.read_text())
+    document.update(strategy="buildx",
+                    registries={"docker.io": {"mirrors": [MIRROR]}, MIRROR: {"insecure": True},
+                                "localhost:5000": {"insecure": True}})
+    path.write_text(yaml.safe_dump(document))
+
+    first = ws.doit("build")
+
+    cert_path = ws.path / ".multiarch" / "tls" / "tcp-10.77.0.4-2376"
+    assert (f"$ docker context create {CONTEXT} --description 'made by multiarch from "
+            f"builders: with tls:' --docker host={HOST},ca={cert_path}/ca.pem,"
+            f"cert={cert_path}/cert.pem,key={cert_path}/key.pem") in first.stdout, first.stdout
+    assert (f"docker buildx create --append --name {BUILDER} --node {BUILDER}1 --driver "
+            "docker-container --driver-opt network=host --platform linux/arm64 "
+            f"--buildkitd-config {ws.path / '.multiarch' / 'buildkitd.toml'} {CONTEXT}"
+            ) in first.stdout, first.stdout
+    assert executed_on_node(node, tokens[0]) == 1  # arm64 only, and on the node
+    assert builders_of(ws, "app") == {"linux/amd64": "default", "linux/arm64": HOST}
+    index = raw_manifest(ref)
+    assert {m["platform"]["architecture"] for m in index["manifests"]
+            if m["platform"]["os"] != "unknown"} == {"amd64", "arm64"}
+    assert docker("run", "--rm", "--pull", "always", "--platform", "linux/arm64",
+                  ref, "cat", "/arch").split() == ["aarch64"]
+    secret = key_lines(node.certs.key)
+    assert not any(line in first.stdout + first.stderr for line in secret)
+
+    # A renewed client certificate (the same CA) updates the context; the builder stays.
+    ca_key = node.certs.ca.parent / "ca.key"
+    renewed = sign_certificate(ca_key.parent, (node.certs.ca, ca_key), "renewed",
+                               "multiarch client renewed", "clientAuth")
+    shutil.copyfile(renewed[0], ws.path / "certs" / "arm.crt")
+    shutil.copyfile(renewed[1], ws.path / "certs" / "arm.key")
+    (context / "Dockerfile").write_text(BUILDX_DOCKERFILE.format(token=tokens[1]))
+
+    second = ws.doit("build")
+
+    assert f"$ docker context update {CONTEXT} --docker host={HOST}," in second.stdout
+    assert "docker buildx create" not in second.stdout, second.stdout
+    assert executed_on_node(node, tokens[1]) == 1
+    stored = json.loads(subprocess.run(["docker", "context", "inspect", CONTEXT],
+                                       capture_output=True, text=True, check=True).stdout)[0]
+    tls_path = Path(stored["Storage"]["TLSPath"]) / "docker"
+    assert (tls_path / "cert.pem").read_bytes() == renewed[0].read_bytes()
+    assert not any(line in second.stdout + second.stderr for line in key_lines(renewed[1]))
+
+    # Another change of the image, none of the node: neither the context nor the builder is
+    # touched, and the build still goes to the node.
+    (context / "Dockerfile").write_text(BUILDX_DOCKERFILE.format(token=tokens[2]))
+    third = ws.doit("build")
+    assert "docker context" not in third.stdout and "buildx create" not in third.stdout
+    assert executed_on_node(node, tokens[2]) == 1

@@ -1,9 +1,11 @@
 """A dockerd behind `--tlsverify` on tcp://10.77.0.4:2376, inside a network namespace (#19).
 
-It is bookworm's dockerd 20.10 (as scripts/engine's side engines), with its own data root,
-exec root and pidfile, and a bridge of its own inside the namespace. The namespace cannot see
-this side's loopback, so relays carry its 127.0.0.1:5000 to the test registry (see relay.py):
-busybox comes through `registry-mirrors` and localhost:5000 is insecure by default.
+It is trixie's dockerd 26 (scripts/engine's stock engine), with its own data root, exec root
+and pidfile, and a bridge of its own inside the namespace: a buildx builder puts a BuildKit
+container on it, which bookworm's dockerd 20.10 cannot start here ("unable to apply caps").
+The namespace cannot see this side's loopback, so relays carry its 127.0.0.1:5000 to the test
+registry (see relay.py): busybox comes through `registry-mirrors` and localhost:5000 is
+insecure by default.
 """
 
 import contextlib
@@ -23,7 +25,8 @@ from .netns import HOST_IP, RemoteHost, make_ca, sign_certificate
 NAME, ADDRESS, PORT = "ma-tcp", "10.77.0.4", 2376
 HOST = f"tcp://{ADDRESS}:{PORT}"
 ENGINE_DIR = Path("/opt/multiarch-engine")
-CLASSIC, CONTAINERD = ENGINE_DIR / "classic", ENGINE_DIR / "root"
+CONTAINERD = ENGINE_DIR / "root"
+DOCKERD = CONTAINERD / "usr/sbin/dockerd"
 DATA_ROOT, EXEC_ROOT = Path("/var/lib/multiarch-tcp-test"), Path("/run/multiarch-tcp-test")
 INNER_BRIDGE, INNER_BRIDGE_ADDR = "ma-tcpbr0", "172.31.253.1/24"
 REGISTRY = "127.0.0.1:5000"
@@ -55,9 +58,14 @@ def make_node_certificates(folder: Path) -> tuple[Certificates, tuple[Path, Path
             (ca[0], server[0], server[1]))
 
 
+def cli_env(certs: Certificates) -> dict[str, str]:
+    """The environment of the test's own docker commands on the node."""
+    return {**os.environ, "DOCKER_HOST": HOST, "DOCKER_TLS_VERIFY": "1",
+            "DOCKER_CERT_PATH": str(certs.ca.parent / "cli")}
+
+
 def _answers(certs: Certificates) -> bool:
-    env = {**os.environ, "DOCKER_HOST": HOST, "DOCKER_TLS_VERIFY": "1",
-           "DOCKER_CERT_PATH": str(certs.ca.parent / "cli")}
+    env = cli_env(certs)
     return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
                           capture_output=True, env=env, timeout=20).returncode == 0
 
@@ -107,7 +115,7 @@ class TcpNode:
             "tls": True, "tlsverify": True, "tlscacert": str(ca), "tlscert": str(cert),
             "tlskey": str(key), "bridge": INNER_BRIDGE, "iptables": False,
             "registry-mirrors": [f"http://{REGISTRY}"]}))
-        path = f"{CLASSIC}/usr/sbin:{CONTAINERD}/usr/bin:{os.environ['PATH']}"
+        path = f"{DOCKERD.parent}:{CONTAINERD}/usr/bin:{os.environ['PATH']}"
         self._start_dockerd(config, path)
         deadline = time.monotonic() + 60
         while not _answers(self.certs):
@@ -123,7 +131,7 @@ class TcpNode:
         with open(self.folder / "dockerd.log", "ab") as out:
             process = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{NAME}", "env", f"PATH={path}",
-                 str(CLASSIC / "usr/sbin/dockerd"), "--config-file", str(config)],
+                 str(DOCKERD), "--config-file", str(config)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.host.processes.insert(0, process)  # stopped first, before the relays
 

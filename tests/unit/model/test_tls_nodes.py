@@ -2,18 +2,22 @@
 and what a refused handshake means. No engine: the live handshake is in
 tests/integration/test_tls_nodes.py."""
 
+import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 from multiarch.builders.checks import doctor, preflight
-from multiarch.builders.engine import nodes
-from multiarch.builders.engine.client import _tls_client, cert_path, cli_env, sdk
+from multiarch.builders.engine import contexts, nodes
+from multiarch.builders.engine.client import _tls_client, cert_path, cli_env, sdk, unpinged
 from multiarch.builders.errors import DockerError
 from multiarch.tasks.model.errors import ManifestError
 from multiarch.tasks.model.manifest import parse_manifest
 from multiarch.tasks.model.platforms import Platform
 from multiarch.tasks.model.routing import Node, NodeTLS, Routing
+
+from tests.support.netns import make_ca, sign_certificate
 
 ARM64 = Platform("linux", "arm64")
 HOST = "tcp://10.77.0.4:2376"
@@ -154,3 +158,56 @@ def test_the_sdk_checks_the_node_against_its_own_ca_whatever_requests_ca_bundle_
                                                      None, None)
     assert settings["verify"] == str(certs / "ca.crt")
     assert client.api.cert == (str(certs / "client.crt"), str(certs / "client.key"))
+
+
+def stored_context(folder: Path, host: str = HOST) -> dict:
+    """What `docker context inspect` reports, with its TLS files in ``folder``/docker."""
+    return {"Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}},
+            "Storage": {"TLSPath": str(folder)}}
+
+
+def test_a_buildx_context_matches_only_the_same_host_and_the_same_three_files(tmp_path,
+                                                                               certs):
+    node = manifest(tmp_path, {"docker_host": HOST, "tls": TLS}).routing.node_for(ARM64)
+    ours = cert_path(node.tls)
+    assert contexts.context_name(node) == "multiarch-tcp-10.77.0.4-2376"
+    assert contexts.docker_endpoint(node, ours) == (
+        f"host={HOST},ca={ours}/ca.pem,cert={ours}/cert.pem,key={ours}/key.pem")
+    stored = tmp_path / "cli-store"
+    (stored / "docker").mkdir(parents=True)
+    for name in contexts.FILES:
+        (stored / "docker" / name).write_bytes((ours / name).read_bytes())
+    assert contexts.matches(stored_context(stored), HOST, ours)
+    assert not contexts.matches(stored_context(stored, "tcp://10.77.0.5:2376"), HOST, ours)
+    (certs / "client.crt").write_text("renewed\n")
+    assert not contexts.matches(stored_context(stored), HOST, cert_path(node.tls))
+    (stored / "docker" / "cert.pem").write_text("renewed\n")
+    assert contexts.matches(stored_context(stored), HOST, ours)
+    (stored / "docker" / "key.pem").unlink()
+    assert not contexts.matches(stored_context(stored), HOST, ours)
+
+
+def test_a_comma_in_the_state_folder_is_refused_in_one_line_naming_the_node(tmp_path):
+    node = Node(docker_host=HOST)
+    with pytest.raises(DockerError, match=r"^builder tcp://10\.77\.0\.4:2376: the state folder"):
+        contexts.docker_endpoint(node, tmp_path / "a,b")
+
+
+def test_a_tls_context_s_server_is_checked_against_the_context_s_own_ca(tmp_path,
+                                                                         monkeypatch):
+    (tmp_path / "config.json").write_text("{}")  # else the SDK reads ~/.docker's contexts
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    ca = make_ca(tmp_path / "ca")
+    cert, key = sign_certificate(tmp_path / "ca", ca, "client", "client", "clientAuth")
+    subprocess.run(["docker", "context", "create", "arm-tls", "--docker",
+                    f"host={HOST},ca={ca[0]},cert={cert},key={key}"],
+                   check=True, capture_output=True, env={**os.environ})
+    docker = sdk()
+    client = unpinged(docker, Node(context="arm-tls"), {"version": "1.41"})
+    settings = client.api.merge_environment_settings("https://10.77.0.4:2376/_ping", {}, None,
+                                                     None, None)
+    stored = Path(docker.ContextAPI.get_context("arm-tls").TLSConfig.ca_cert)
+    assert tmp_path / "contexts" in stored.parents
+    assert stored.read_bytes() == ca[0].read_bytes()
+    assert settings["verify"] == str(stored)
