@@ -8,11 +8,11 @@ from ...tasks.model.engines import PODMAN
 from ...tasks.model.manifest import Image
 from ...tasks.model.platforms import Platform
 from ...tasks.model.reference import locate
-from ...tasks.model.routing import Routing
+from ...tasks.model.routing import Node, Routing
 from ...tasks.model.tags import content_tag
 from ..engine.cli import say
+from ..engine.client import close, sdk
 from ..engine.client import engine as docker_engine
-from ..engine.client import sdk
 from ..engine.facts import insecure_hint
 from ..engine.family import family
 from ..errors import DockerError
@@ -60,6 +60,16 @@ def push(image: Image, platform: Platform, state_dir: Path | None = None,
         client = docker_engine(node)
     except DockerError as err:
         raise DockerError(f"{platform}: {err.message}; rerun once it is back") from None
+    try:
+        return _push_tags(client, image, platform, state_dir, built, node, rebuild)
+    finally:
+        close(client)
+
+
+def _push_tags(client, image: Image, platform: Platform, state_dir: Path | None, built: dict,
+               node: Node, rebuild: bool) -> dict:
+    """Tag the built image (building it first when the engine no longer has it) and push each
+    per-platform tag and the content tag; their digests."""
     tags = list(image.platform_tags(platform))
     if built.get("input_digest"):
         tags.append(content_tag(built["input_digest"]))

@@ -2,6 +2,7 @@
 authentication made here, and behind it the node engine (dockerd 20.10) that the ssh'd user's
 `docker system dial-stdio` reaches (tests/support/sshd.py). Only this test's sshd is stopped."""
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -9,6 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
+from multiarch.builders.engine.client import close, reach
+from multiarch.tasks.model.routing import Node
 
 from tests.conftest import builders_of, raw_manifest, require_classic
 from tests.integration.test_routing import (
@@ -152,3 +155,30 @@ def test_by_default_a_stopped_ssh_node_builds_locally_under_qemu_and_says_so(wor
         assert_no_secrets(ws, sshd_stopped, result.stdout, result.stderr)
     finally:
         cleanup(ws, ["app"])
+
+
+def zombie_children() -> list[str]:
+    """This process's children that have exited and were never waited for."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:
+            continue
+        name, fields = rest.rsplit(") ", 1)
+        state, ppid = fields.split()[:2]
+        if state == "Z" and int(ppid) == os.getpid():
+            found.append(f"{pid} {name}")
+    return found
+
+
+def test_a_closed_ssh_client_leaves_no_zombie_ssh_behind(ssh_node, monkeypatch):
+    """The push's client for an ssh:// node opens an `ssh` per connection; closing it reaps
+    them, so a long run over ssh does not pile up zombies until it exits."""
+    monkeypatch.setenv("PATH", ssh_node.env["PATH"])
+    before = zombie_children()
+    client = reach(Node(docker_host=SSH_NODE))
+    client.images.list()
+    client.api.info()
+    close(client)
+    assert zombie_children() == before
