@@ -120,9 +120,9 @@ def main() -> int:
     tcp = None
     if args.tcp:
         sys.path.insert(0, str(ROOT))
-        from tests.support.tcpnode import HOST, TcpNode
+        from tests.support.tcpnode import CLASSIC_DOCKERD, HOST, TcpNode
 
-        tcp = TcpNode(Path(tempfile.mkdtemp(prefix="multiarch-tcp-"))).up()
+        tcp = TcpNode(Path(tempfile.mkdtemp(prefix="multiarch-tcp-")), CLASSIC_DOCKERD).up()
         TLS_FILES[HOST] = tcp.certs
         routes.append((OVER_TCP, HOST, {}))
     try:

@@ -3,6 +3,7 @@
 It is trixie's dockerd 26 (scripts/engine's stock engine), with its own data root, exec root
 and pidfile, and a bridge of its own inside the namespace: a buildx builder puts a BuildKit
 container on it, which bookworm's dockerd 20.10 cannot start here ("unable to apply caps").
+bench/routed.py asks for that 20.10 (CLASSIC_DOCKERD), to compare like with the node engine.
 The namespace cannot see this side's loopback, so relays carry its 127.0.0.1:5000 to the test
 registry (see relay.py): busybox comes through `registry-mirrors` and localhost:5000 is
 insecure by default.
@@ -27,6 +28,7 @@ HOST = f"tcp://{ADDRESS}:{PORT}"
 ENGINE_DIR = Path("/opt/multiarch-engine")
 CONTAINERD = ENGINE_DIR / "root"
 DOCKERD = CONTAINERD / "usr/sbin/dockerd"
+CLASSIC_DOCKERD = ENGINE_DIR / "classic/usr/sbin/dockerd"  # bookworm's 20.10, as the node engine
 DATA_ROOT, EXEC_ROOT = Path("/var/lib/multiarch-tcp-test"), Path("/run/multiarch-tcp-test")
 INNER_BRIDGE, INNER_BRIDGE_ADDR = "ma-tcpbr0", "172.31.253.1/24"
 REGISTRY = "127.0.0.1:5000"
@@ -82,8 +84,9 @@ def cli_folder(certs: Certificates) -> Path:
 class TcpNode:
     """The namespace, its dockerd and the two relays; up() then down()."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, dockerd: Path = DOCKERD) -> None:
         self.folder = folder
+        self.dockerd = dockerd
         self.host = RemoteHost(NAME, ADDRESS)
         self.outer: socket.socket | None = None
         self.certs, self.server = make_node_certificates(folder)
@@ -115,7 +118,7 @@ class TcpNode:
             "tls": True, "tlsverify": True, "tlscacert": str(ca), "tlscert": str(cert),
             "tlskey": str(key), "bridge": INNER_BRIDGE, "iptables": False,
             "registry-mirrors": [f"http://{REGISTRY}"]}))
-        path = f"{DOCKERD.parent}:{CONTAINERD}/usr/bin:{os.environ['PATH']}"
+        path = f"{self.dockerd.parent}:{CONTAINERD}/usr/bin:{os.environ['PATH']}"
         self._start_dockerd(config, path)
         deadline = time.monotonic() + 60
         while not _answers(self.certs):
@@ -131,7 +134,7 @@ class TcpNode:
         with open(self.folder / "dockerd.log", "ab") as out:
             process = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{NAME}", "env", f"PATH={path}",
-                 str(DOCKERD), "--config-file", str(config)],
+                 str(self.dockerd), "--config-file", str(config)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.host.processes.insert(0, process)  # stopped first, before the relays
 
