@@ -7,6 +7,7 @@ SDK's own reader; they are sent only to the registry or its token realm, and nev
 """
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -168,6 +169,26 @@ class Registry:
                                 host=self.host, operation=f"PUT {self.host}/{path}:{reference}",
                                 status=404)
         return response[0].get("Docker-Content-Digest", "")
+
+    def blob(self, path: str, digest: str) -> bytes | None:
+        """A blob's bytes (an image's config), checked against ``digest``; None when absent."""
+        what = f"GET {self.host}/{path}@{digest}"
+        return retry(partial(self._blob_attempt, what, path, digest), what, self.host,
+                     self.retries)
+
+    def _blob_attempt(self, what: str, path: str, digest: str) -> bytes | None:
+        url = f"{self.base_url}/v2/{path}/blobs/{digest}"
+        try:
+            _, body = self._send(url, what, f"registry {self.host} unreachable")
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            raise RegistryError(f"GET {url}: {err.code} {err.reason}", host=self.host,
+                                operation=what, status=err.code) from None
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise RegistryError(f"{what}: the bytes served do not match the digest",
+                                host=self.host, operation=what)
+        return body
 
     def _request(self, method: str, path: str, reference: str, body: bytes | None = None,
                  media_type: str | None = None) -> tuple[dict, bytes] | None:

@@ -207,8 +207,10 @@ def _content_tags(target: Target, registries=()) -> dict[Platform, str]:
         if pushed is None:
             return {}
         body, media_type, _ = pushed
-        if media_type not in _INDEXES:  # one platform without attestations: the image itself
+        if media_type not in _INDEXES:
             platform = target.platforms[0]
+            if len(target.platforms) > 1 or image_platform(registry, path, body) != platform:
+                return {}
             return {platform: registry.put(path, content_tag(target.input_digests[0]), body,
                                            media_type)}
         index = json.loads(body)
@@ -221,6 +223,23 @@ def _content_tags(target: Target, registries=()) -> dict[Platform, str]:
     except DockerError as err:
         say(f"{PREFIX}{target.image.repository}:{target.tag}: {err.message}")
         return {}
+
+
+def image_platform(registry: Registry, path: str, body: bytes) -> Platform | None:
+    """The platform an image manifest's own config records; None for anything else.
+
+    A lone manifest under a target's tag is the whole push of one platform without
+    attestations, or what a push cut short left there: with the containerd image store the
+    engine pushes the image again after BuildKit, each manifest under the tag and the index
+    last, so a failed index PUT leaves the tag on whichever platform's image (or attestation)
+    went before it. Only the config tells which.
+    """
+    try:
+        config = (json.loads(body).get("config") or {}).get("digest")
+        found = json.loads(registry.blob(path, config) or "null") if config else None
+    except (ValueError, AttributeError):
+        return None
+    return from_oci(found) if isinstance(found, dict) else None
 
 
 def platform_index(index: dict, platform: Platform, media_type: str) -> dict | None:

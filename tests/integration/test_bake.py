@@ -6,6 +6,8 @@ import json
 import re
 import subprocess
 
+import yaml
+
 from tests.conftest import CLASSIC, REGISTRY, docker, raw_manifest, require_classic
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
@@ -115,3 +117,27 @@ def test_the_classic_engine_builds_one_platform_at_a_time(workspace):
     listed = skopeo_raw(f"{REGISTRY}/{workspace.namespace}/app:v1")["manifests"]
     assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
                   for m in listed) == PLATFORMS
+
+
+def test_a_target_of_one_platform_is_taken_only_as_the_platform_its_config_names(workspace):
+    """`dockerfiles:` splits an image into one bake target per platform, each pushing a lone
+    manifest (no attestations) under its tag; each is put under its platform's tags only
+    because its own config says that platform, and none is built again."""
+    context = workspace.context("app", "FROM busybox:1.35\nRUN uname -m > /arch\n")
+    (context / "Dockerfile.arm64").write_text("FROM busybox:1.35\nRUN uname -m > /arch.arm\n")
+    path = workspace.manifest({"app": {"context": "app", "tags": ["v1"],
+                                       "dockerfiles": {"linux/arm64": "Dockerfile.arm64"}}},
+                              PLATFORMS)
+    document = yaml.safe_load(path.read_text())
+    document["attestations"] = "false"
+    path.write_text(yaml.safe_dump(document))
+
+    result = workspace.doit("build")
+
+    assert bakes(result) == [(2, 1)]
+    assert "$ docker build " not in result.stdout, result.stdout
+    ref = f"{REGISTRY}/{workspace.namespace}/app"
+    assert docker("run", "--rm", "--platform", "linux/amd64", f"{ref}:v1-amd64", "cat",
+                  "/arch").strip() == "x86_64"
+    assert docker("run", "--rm", "--platform", "linux/arm64", f"{ref}:v1-arm64", "cat",
+                  "/arch.arm").strip() == "aarch64"

@@ -173,3 +173,39 @@ def test_a_buildx_push_is_retried(workspace):
         listed = raw_manifest(f"{REGISTRY}/{workspace.namespace}/{name}:v1")
         assert sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
                       for m in listed["manifests"]) == PLATFORMS
+
+
+def engine_list_put(headers) -> bool:
+    """The engine's own push of a multi-platform index (after BuildKit's), not multiarch's."""
+    kind = headers.get("Content-Type", "")
+    return (("manifest.list" in kind or "image.index" in kind)
+            and headers.get("User-Agent", "").startswith("docker/"))
+
+
+def architecture_of(ref: str) -> str:
+    """The architecture an image's own config records (skopeo, straight from 5000)."""
+    result = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false",
+                             f"docker://{ref}"], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)["architecture"]
+
+
+def test_a_bake_stopped_before_its_index_lends_no_platform_s_image_to_another(workspace):
+    """With the containerd image store, the engine pushes a bake's image again after
+    BuildKit: each manifest under the image's tag, then the index. When that index PUT fails
+    (the bake fails), the tag is left on one platform's image, which must not be taken for the
+    first platform's: every tag and list entry holds its own architecture."""
+    with FaultProxy(share=1.0, kinds=["500"], methods={"PUT"}, paths="/manifests/",
+                    when=engine_list_put) as proxy:
+        project(workspace, uuid.uuid4().hex, f"localhost:{proxy.port}", retries=1)
+        result = workspace.doit("build")
+    output = result.stdout + result.stderr
+    assert proxy.faults >= 1, proxy.summary()
+    assert "built one platform at a time" in output, output[-3000:]
+    for name in IMAGES:
+        repository = f"{REGISTRY}/{workspace.namespace}/{name}"
+        listed = {entry["platform"]["architecture"]: entry["digest"]
+                  for entry in raw_manifest(f"{repository}:v1")["manifests"]}
+        assert set(listed) == {"amd64", "arm64"}
+        for arch, digest in listed.items():
+            assert architecture_of(f"{repository}@{digest}") == arch, (name, arch, output)
+            assert architecture_of(f"{repository}:v1-{arch}") == arch, (name, arch)

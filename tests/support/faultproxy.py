@@ -38,14 +38,16 @@ class FaultProxy:
     plain answer to its TLS hello (see ``handle_one_request``).
 
     ``methods`` limits the faults to those request methods (e.g. the writes), ``paths`` to
-    paths containing it (e.g. "/manifests/"), ``limit`` their number; ``counts`` holds the
-    faults injected by kind, and ``requests`` every request served.
+    paths containing it (e.g. "/manifests/"), ``when`` to requests whose headers it accepts,
+    ``limit`` their number; ``counts`` holds the faults injected by kind, and ``requests``
+    every request served.
     """
 
     def __init__(self, share: float, seed: int = 0, kinds=KINDS, clean_after: int = 0,
                  methods=None, paths: str = "", stall_seconds: float = 1.0,
-                 limit: int | None = None, upstream=UPSTREAM):
+                 limit: int | None = None, upstream=UPSTREAM, when=None):
         self.share, self.kinds, self.clean_after = share, tuple(kinds), clean_after
+        self.when = when
         self.limit, self.paths = limit, paths
         self.methods = frozenset(methods) if methods else None
         self.stall_seconds, self.upstream = stall_seconds, upstream
@@ -70,13 +72,14 @@ class FaultProxy:
     def faults(self) -> int:
         return sum(self.counts.values())
 
-    def choose(self, method: str, path: str, has_body: bool) -> str | None:
+    def choose(self, method: str, path: str, has_body: bool, headers=None) -> str | None:
         """The fault for this request, or None to forward it untouched (one RNG draw each)."""
         with self._lock:
             self.requests += 1
             draw, pick = self.random.random(), self.random.random()
             if (self._clean > 0 or (self.methods and method not in self.methods)
-                    or self.paths not in path):
+                    or self.paths not in path
+                    or (self.when is not None and not self.when(headers or {}))):
                 self._clean = max(0, self._clean - 1)
                 return None
             if draw >= self.share or (self.limit is not None and self.faults >= self.limit):
@@ -228,7 +231,7 @@ def _handler(proxy: FaultProxy):
 
         def _handle(self) -> None:
             has_body = self._has_body()
-            fault = proxy.choose(self.command, self.path, has_body)
+            fault = proxy.choose(self.command, self.path, has_body, self.headers)
             if fault == "stall" and has_body:
                 self._body(limit=max(1, int(self.headers.get("Content-Length") or 2) // 2))
                 return self._stall_and_reset()
