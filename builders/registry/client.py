@@ -177,30 +177,26 @@ class Registry:
                      self.retries)
 
     def _blob_attempt(self, what: str, path: str, digest: str) -> bytes | None:
-        url = f"{self.base_url}/v2/{path}/blobs/{digest}"
-        try:
-            _, body = self._send(url, what, f"registry {self.host} unreachable")
-        except urllib.error.HTTPError as err:
-            if err.code == 404:
-                return None
-            raise RegistryError(f"GET {url}: {err.code} {err.reason}", host=self.host,
-                                operation=what, status=err.code) from None
-        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        answer = self._attempt(what, "GET", f"{self.base_url}/v2/{path}/blobs/{digest}")
+        if answer is None:
+            return None
+        if "sha256:" + hashlib.sha256(answer[1]).hexdigest() != digest:
             raise RegistryError(f"{what}: the bytes served do not match the digest",
                                 host=self.host, operation=what)
-        return body
+        return answer[1]
 
     def _request(self, method: str, path: str, reference: str, body: bytes | None = None,
                  media_type: str | None = None) -> tuple[dict, bytes] | None:
         """(headers, body) of one manifest request, retried; None when the registry says 404."""
         what = f"{method} {self.host}/{path}:{reference}"
-        attempt = partial(self._attempt, what, method, path, reference, body, media_type)
-        return retry(attempt, what, self.host, self.retries)
-
-    def _attempt(self, what: str, method: str, path: str, reference: str, body: bytes | None,
-                 media_type: str | None) -> tuple[dict, bytes] | None:
         url = f"{self.base_url}/v2/{path}/manifests/{urllib.parse.quote(reference, safe=':')}"
         headers = {"Accept": _ACCEPT, **({"Content-Type": media_type} if media_type else {})}
+        attempt = partial(self._attempt, what, method, url, body, headers)
+        return retry(attempt, what, self.host, self.retries)
+
+    def _attempt(self, what: str, method: str, url: str, body: bytes | None = None,
+                 headers: dict | None = None) -> tuple[dict, bytes] | None:
+        """(headers, body) of one request; None when the registry says 404."""
         try:
             return self._send(url, what, f"registry {self.host} unreachable", method, body,
                               headers)

@@ -76,6 +76,15 @@ def run_platform(ref: str, platform: str) -> list[str]:
     return docker("run", "--rm", "--pull", "always", "--platform", platform, ref).split()
 
 
+def assert_app_listed(ws, platforms, builders: dict[str, str]) -> None:
+    """The report names the engine that built each platform of app, its list holds every
+    platform, and its arm64 image runs as aarch64."""
+    assert builders_of(ws, "app") == builders
+    ref = f"localhost:5000/{ws.namespace}/app:latest"
+    assert listed_platforms(ref) == set(platforms)
+    assert run_platform(ref, "linux/arm64") == ["aarch64"]
+
+
 def cleanup(ws, names) -> None:
     """Remove what this test put in the node and classic engines (its own namespace only).
 
@@ -216,9 +225,6 @@ def test_by_default_an_unreachable_node_builds_locally_under_qemu_and_says_so(wo
                 "building locally under QEMU") in result.stdout
         # amd64 is baked (content tags only), arm64 built here by `docker build`, its route down.
         assert tags_on(None, f"{ws.namespace}/app") == {"latest-arm64"}
-        assert builders_of(ws, "app") == {"linux/amd64": "default", "linux/arm64": "default"}
-        ref = f"localhost:5000/{ws.namespace}/app:latest"
-        assert listed_platforms(ref) == set(platforms)
-        assert run_platform(ref, "linux/arm64") == ["aarch64"]
+        assert_app_listed(ws, platforms, {"linux/amd64": "default", "linux/arm64": "default"})
     finally:
         cleanup(ws, ["app"])

@@ -13,12 +13,11 @@ import pytest
 from multiarch.builders.engine.client import close, reach
 from multiarch.tasks.model.routing import Node
 
-from tests.conftest import builders_of, raw_manifest, require_classic
+from tests.conftest import raw_manifest, require_classic
 from tests.integration.test_routing import (
+    assert_app_listed,
     cleanup,
-    listed_platforms,
     routed_manifest,
-    run_platform,
     tags_on,
 )
 from tests.support import nodes
@@ -77,10 +76,7 @@ def test_an_ssh_node_builds_and_pushes_its_platform(workspace, ssh_node):
         assert f"[app linux/arm64] $ DOCKER_HOST={SSH_NODE} docker build" in result.stdout
         # Built by the engine behind sshd: the node holds the arm64 tag, the report says so.
         assert tags_on(nodes.NODE, f"{ws.namespace}/app") == {"latest-arm64"}
-        assert builders_of(ws, "app") == {"linux/amd64": "default", "linux/arm64": SSH_NODE}
-        ref = f"localhost:5000/{ws.namespace}/app:latest"
-        assert listed_platforms(ref) == set(PLATFORMS)
-        assert run_platform(ref, "linux/arm64") == ["aarch64"]
+        assert_app_listed(ws, PLATFORMS, {"linux/amd64": "default", "linux/arm64": SSH_NODE})
         assert_no_secrets(ws, ssh_node, result.stdout, result.stderr)
     finally:
         cleanup(ws, ["app"])
@@ -148,10 +144,7 @@ def test_by_default_a_stopped_ssh_node_builds_locally_under_qemu_and_says_so(wor
         assert (f"[app linux/arm64] builder {SSH_NODE} unreachable (Connection refused); "
                 "building locally under QEMU") in result.stdout
         assert tags_on(None, f"{ws.namespace}/app") == {"latest-arm64"}
-        assert builders_of(ws, "app") == {"linux/amd64": "default", "linux/arm64": "default"}
-        ref = f"localhost:5000/{ws.namespace}/app:latest"
-        assert listed_platforms(ref) == set(PLATFORMS)
-        assert run_platform(ref, "linux/arm64") == ["aarch64"]
+        assert_app_listed(ws, PLATFORMS, {"linux/amd64": "default", "linux/arm64": "default"})
         assert_no_secrets(ws, sshd_stopped, result.stdout, result.stderr)
     finally:
         cleanup(ws, ["app"])
